@@ -1,0 +1,48 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Kbuild file for VDUSE (vDPA Device in Userspace).
+#
+# In a kernel tree this file lives in drivers/vdpa/vdpa_user/ and only the
+# kbuild part below is read.  Run from a checkout of the out-of-tree
+# project, the second half builds the module against KDIR and drives the
+# tools and the tests.
+
+ifneq ($(KERNELRELEASE),)
+
+obj-$(CONFIG_VDPA_USER) += vduse.o
+vduse-y := vduse_dev.o iova_domain.o
+
+# Out of tree, our uapi header and the compat shims for older kernels come
+# before the kernel's own headers.  In-tree builds never see them.
+ifneq ($(KBUILD_EXTMOD),)
+NOSTDINC_FLAGS += -I$(src)/include -include $(src)/include/compat/vduse_compat.h
+endif
+
+else
+
+KDIR ?= /lib/modules/$(shell uname -r)/build
+KERNELS ?=
+
+all: modules
+
+modules:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) CONFIG_VDPA_USER=m modules
+
+clean:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) clean 2>/dev/null || \
+		rm -f *.o *.ko *.mod *.mod.c .*.cmd Module.symvers modules.order
+	rm -rf build
+
+# Everything below runs in a QEMU guest through tools/testing/vm/run.
+check:
+	tools/testing/check $(KERNELS)
+
+vm-shell:
+	tools/testing/vm/run --shell
+
+demo:
+	tools/testing/vm/run -- /vduse/tools/demo/demo.sh
+
+.PHONY: all modules clean check vm-shell demo
+
+endif

@@ -1,0 +1,270 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Shared helpers of the VM test harness: host packages, the Debian guest
+# root (which is also the build root), test kernels, module and tool builds.
+# Sourced by tools/testing/vm/run, tools/testing/check and friends.
+#
+# Everything downloaded or generated lives under $VDUSE_CACHE (default
+# /var/cache/vduse-test), outside the repository, and is reused by later
+# runs.  Build products of the repository go to $REPO/build.
+
+PATH=$PATH:/usr/sbin:/sbin
+REPO=${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)}
+VDUSE_CACHE=${VDUSE_CACHE:-/var/cache/vduse-test}
+ROOT=$VDUSE_CACHE/root
+MIRROR=${VDUSE_MIRROR:-http://deb.debian.org/debian}
+SECMIRROR=${VDUSE_SECMIRROR:-http://deb.debian.org/debian-security}
+BUILD=$REPO/build
+
+# Bump when the package list changes: the root is then upgraded in place.
+ROOT_PACKAGES="qemu-utils qemu-block-extra libblkio1 fio iproute2 dpdk dpdk-dev
+kmod e2fsprogs util-linux procps gcc make binutils libc6-dev gcc-multilib
+sparse iperf3 iputils-ping liburing-dev libblkio-dev busybox strace python3
+dkms xz-utils zstd"
+
+log() { printf '[vm] %s\n' "$*" >&2; }
+die() { printf '[vm] error: %s\n' "$*" >&2; exit 1; }
+
+# Serialise set-up work between concurrent harness runs.
+with_lock() {
+	mkdir -p "$VDUSE_CACHE"
+	(
+		flock 9
+		"$@"
+	) 9>"$VDUSE_CACHE/.lock"
+}
+
+host_setup() {
+	local need=() p
+	for p in qemu-system-x86:qemu-system-x86_64 debootstrap:debootstrap \
+		 busybox-static:busybox cpio:cpio xz-utils:xz zstd:zstd \
+		 util-linux:unshare; do
+		command -v "${p#*:}" >/dev/null 2>&1 || need+=("${p%%:*}")
+	done
+	[ -f /usr/share/keyrings/debian-archive-keyring.gpg ] ||
+		need+=(debian-archive-keyring)
+	[ ${#need[@]} -eq 0 ] && return 0
+	[ "$(id -u)" -eq 0 ] || die "missing host packages (${need[*]}); run as root"
+	log "installing host packages: ${need[*]}"
+	apt-get update -q >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null ||
+		die "apt-get install ${need[*]} failed"
+}
+
+# Run a command inside the root, with /proc mounted in a private mount
+# namespace so nothing is left mounted when it ends.
+in_root() {
+	unshare -m -- sh -c 'mount -t proc proc "$0/proc" && mount -t tmpfs tmp "$0/dev/shm" 2>/dev/null; exec chroot "$0" "$@"' "$ROOT" \
+		env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C.UTF-8 \
+		DEBIAN_FRONTEND=noninteractive "$@"
+}
+
+root_apt_install() {
+	in_root apt-get install -y -q --no-install-recommends "$@" \
+		>>"$VDUSE_CACHE/apt.log" 2>&1 ||
+		die "apt-get install $* in the guest root failed (see $VDUSE_CACHE/apt.log)"
+}
+
+_root_setup() {
+	local stamp=$ROOT/.vduse-root pkgs
+	pkgs=$(echo $ROOT_PACKAGES)
+	if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$pkgs" ]; then
+		return 0
+	fi
+	if [ ! -f "$ROOT/.debootstrap-done" ]; then
+		log "building the Debian trixie guest root in $ROOT (about 2 minutes)"
+		rm -rf "$ROOT.tmp"
+		debootstrap --variant=minbase \
+			--include=ca-certificates,kmod,iproute2,procps,util-linux \
+			trixie "$ROOT.tmp" "$MIRROR" >"$VDUSE_CACHE/debootstrap.log" 2>&1 ||
+			die "debootstrap failed (see $VDUSE_CACHE/debootstrap.log)"
+		cat >"$ROOT.tmp/etc/apt/sources.list" <<-EOF
+		deb $MIRROR trixie main
+		deb $MIRROR trixie-updates main
+		deb $SECMIRROR trixie-security main
+		deb $MIRROR trixie-backports main
+		EOF
+		mkdir -p "$ROOT.tmp/vduse"
+		echo vduse-guest >"$ROOT.tmp/etc/hostname"
+		touch "$ROOT.tmp/.debootstrap-done"
+		mv "$ROOT.tmp" "$ROOT"
+	fi
+	log "installing the test clients into the guest root"
+	in_root apt-get update -q >>"$VDUSE_CACHE/apt.log" 2>&1 ||
+		die "apt-get update in the guest root failed"
+	# shellcheck disable=SC2086
+	root_apt_install $pkgs
+	echo "$pkgs" >"$stamp"
+}
+root_setup() { with_lock _root_setup; }
+
+# Newest Debian kernel of a series, as its package version string
+# (7.3.4+deb13-amd64).  7.3 comes from trixie-backports, 6.12 from trixie,
+# 6.1 from bookworm (looked up in the host's apt lists).
+kernel_resolve() {
+	local series=$1 cache ver
+	cache=$VDUSE_CACHE/kernels/resolved-$series
+	# Resolve once per day; offline runs reuse the last answer.
+	if [ -f "$cache" ] && [ -z "$(find "$cache" -mmin +1440)" ]; then
+		cat "$cache"
+		return 0
+	fi
+	case $series in
+	7.3|6.12)
+		ver=$(in_root apt-cache search --names-only \
+			"^linux-headers-${series//./\\.}\\.[0-9]+\\+deb[0-9.]+-amd64\$" 2>/dev/null |
+			awk '{print $1}' | sed 's/^linux-headers-//' | sort -V | tail -n 1)
+		;;
+	6.1)
+		ver=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' 2>/dev/null |
+			awk '{print $1}' | sed 's/^linux-image-//' | sort -V | tail -n 1)
+		;;
+	*)	die "unknown kernel series '$series' (7.3, 6.12 or 6.1)" ;;
+	esac
+	if [ -z "$ver" ]; then
+		[ -f "$cache" ] && { cat "$cache"; return 0; }
+		die "no Debian kernel package found for $series"
+	fi
+	mkdir -p "$VDUSE_CACHE/kernels"
+	echo "$ver" >"$cache"
+	echo "$ver"
+}
+
+# Download, unpack and install a test kernel: vmlinuz and modules under
+# $VDUSE_CACHE/kernels/VER, the module tree and headers in the root.
+_kernel_fetch() {
+	local series=$1 ver=$2 kdir=$VDUSE_CACHE/kernels/$2 debs d
+	[ -f "$kdir/.done" ] && return 0
+	log "fetching Debian kernel $ver"
+	debs=$VDUSE_CACHE/debs
+	mkdir -p "$debs" "$ROOT/var/tmp/debs"
+	rm -rf "$kdir"
+	mkdir -p "$kdir"
+	case $series in
+	6.1)
+		(cd "$debs" && apt-get download -q "linux-image-$ver" >/dev/null 2>&1) ||
+			{ apt-get update -q >/dev/null; (cd "$debs" && apt-get download -q "linux-image-$ver"); } ||
+			die "cannot download linux-image-$ver"
+		dpkg -x "$debs"/linux-image-"${ver}"_*.deb "$kdir"
+		;;
+	*)
+		rm -f "$ROOT"/var/tmp/debs/*.deb
+		if in_root apt-cache show "linux-binary-$ver" >/dev/null 2>&1; then
+			in_root sh -c "cd /var/tmp/debs && apt-get download -q linux-binary-$ver linux-modules-$ver" >/dev/null ||
+				die "cannot download kernel $ver"
+		else
+			in_root sh -c "cd /var/tmp/debs && apt-get download -q linux-image-$ver" >/dev/null ||
+				die "cannot download kernel $ver"
+		fi
+		for d in "$ROOT"/var/tmp/debs/*.deb; do
+			dpkg -x "$d" "$kdir"
+			mv "$d" "$debs/"
+		done
+		root_apt_install "linux-headers-$ver"
+		;;
+	esac
+	local mods=$kdir/lib/modules/$ver
+	[ -d "$mods" ] || mods=$kdir/usr/lib/modules/$ver
+	[ -d "$mods" ] || die "no modules in the packages of $ver"
+	for d in "$kdir/boot/vmlinuz-$ver" "$mods/vmlinuz"; do
+		[ -f "$d" ] && cp "$d" "$kdir/vmlinuz"
+	done
+	[ -f "$kdir/vmlinuz" ] || die "no vmlinuz in the packages of $ver"
+	mkdir -p "$ROOT/usr/lib/modules/$ver"
+	cp -a "$mods/." "$ROOT/usr/lib/modules/$ver/"
+	in_root depmod "$ver" || die "depmod $ver in the root failed"
+	_initramfs "$ver" "$ROOT/usr/lib/modules/$ver"
+	touch "$kdir/.done"
+}
+kernel_fetch() { with_lock _kernel_fetch "$@"; }
+
+# Paths of a module and everything it depends on, dependencies first.
+_mod_closure() {
+	local mods=$1 name=$2 line path deps d
+	line=$(grep -E "(^|/)${name}\\.ko(\\.[a-z]+)?:" "$mods/modules.dep") || return 0
+	path=${line%%:*}
+	deps=${line#*:}
+	for d in $deps; do
+		_mod_closure "$mods" "$(basename "${d%%.ko*}")"
+	done
+	echo "$path"
+}
+
+# A tiny busybox initramfs that mounts the root over 9p and switches to it.
+_initramfs() {
+	local ver=$1 mods=$2 ir f out i=0
+	ir=$(mktemp -d)
+	mkdir -p "$ir"/{bin,dev,proc,sys,newroot,lib}
+	cp "$(command -v busybox)" "$ir/bin/busybox"
+	for f in $(for m in netfs 9pnet 9pnet_virtio 9p; do _mod_closure "$mods" "$m"; done | awk '!seen[$0]++'); do
+		i=$((i + 1))
+		out=$ir/lib/$(printf '%02d' $i)-$(basename "${f%%.ko*}").ko
+		case $f in
+		*.xz)	xz -dc "$mods/$f" >"$out" ;;
+		*.zst)	zstd -qdc "$mods/$f" >"$out" ;;
+		*.gz)	gzip -dc "$mods/$f" >"$out" ;;
+		*)	cp "$mods/$f" "$out" ;;
+		esac
+	done
+	cp "$REPO/tools/testing/vm/initramfs-init" "$ir/init"
+	chmod +x "$ir/init"
+	(cd "$ir" && find . | cpio -o -H newc --quiet | gzip -1) \
+		>"$VDUSE_CACHE/kernels/$ver/initramfs.gz"
+	rm -rf "$ir"
+}
+
+# Build vduse.ko for kernel VER inside the root; result in build/VER/.
+module_build() {
+	local ver=$1 src=/var/tmp/vduse-build/$1 out=$BUILD/$1
+	mkdir -p "$ROOT$src" "$out"
+	# cp -p keeps timestamps, so kbuild only rebuilds what changed.
+	cp -pu "$REPO"/Makefile "$REPO"/Kconfig "$REPO"/*.c "$REPO"/*.h "$ROOT$src/" 2>/dev/null
+	cp -rpu "$REPO/include" "$ROOT$src/"
+	in_root make -s -C "/usr/src/linux-headers-$ver" M="$src" \
+		CONFIG_VDPA_USER=m ${VDUSE_KBUILD_FLAGS:-} modules >"$out/build.log" 2>&1
+	local rc=$?
+	cat "$out/build.log" >&2
+	[ $rc -eq 0 ] || { log "module build for $ver failed"; return 1; }
+	cp "$ROOT$src/vduse.ko" "$out/vduse.ko"
+}
+
+# Build the userspace tools and test programs (tools/Makefile) in the root,
+# so they link against the guest's libraries.
+tools_build() {
+	[ -f "$REPO/tools/Makefile" ] || return 0
+	mkdir -p "$ROOT/vduse"
+	unshare -m -- sh -c 'mount --bind "$0" "$1/vduse" && mount -t proc proc "$1/proc" && exec chroot "$1" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root make -s -C /vduse/tools O=/vduse/build/tools' "$REPO" "$ROOT" >&2 ||
+		{ log "tools build failed"; return 1; }
+}
+
+# KVM when it works, TCG otherwise.  /dev/kvm can exist and still be
+# unusable (a PVM-style hypervisor runs firmware but fails Linux), so boot
+# the test kernel itself without a root: a working KVM reaches the "no root"
+# panic in a few seconds.  The answer is kept for the host's boot.
+accel_probe() {
+	local vmlinuz=$1 stamp boot
+	if [ -n "${VDUSE_ACCEL:-}" ]; then
+		echo "$VDUSE_ACCEL"
+		return
+	fi
+	boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)
+	stamp=$VDUSE_CACHE/accel
+	if [ -f "$stamp" ] && [ "$(head -n 1 "$stamp")" = "$boot" ]; then
+		tail -n 1 "$stamp"
+		return
+	fi
+	local acc=tcg
+	if [ -w /dev/kvm ] && timeout 30 qemu-system-x86_64 -accel kvm -cpu host \
+		-M q35 -m 256 -nodefaults -no-user-config -display none -nic none \
+		-no-reboot -serial stdio -kernel "$vmlinuz" \
+		-append "console=ttyS0 panic=-1" </dev/null 2>/dev/null |
+		grep -q 'Kernel panic'; then
+		acc=kvm
+	fi
+	printf '%s\n%s\n' "$boot" "$acc" >"$stamp"
+	log "accelerator: $acc"
+	echo "$acc"
+}
+
+# Lines of a kernel log that fail a run.
+KLOG_BAD='WARNING:|BUG:|BUG kmalloc|kernel BUG|Oops|KFENCE:|list_add corruption|list_del corruption|refcount_t:|general protection fault|UBSAN:|INFO: task .* blocked|Kernel panic|unreferenced object|stack-protector|slab .* corrupted|Poison overwritten|Redzone'
