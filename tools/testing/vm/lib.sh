@@ -196,7 +196,7 @@ _initramfs() {
 	ir=$(mktemp -d)
 	mkdir -p "$ir"/{bin,dev,proc,sys,newroot,lib}
 	cp "$(command -v busybox)" "$ir/bin/busybox"
-	for f in $(for m in netfs 9pnet 9pnet_virtio 9p; do _mod_closure "$mods" "$m"; done | awk '!seen[$0]++'); do
+	for f in $(for m in virtio_pci netfs 9pnet 9pnet_virtio 9p; do _mod_closure "$mods" "$m"; done | awk '!seen[$0]++'); do
 		i=$((i + 1))
 		out=$ir/lib/$(printf '%02d' $i)-$(basename "${f%%.ko*}").ko
 		case $f in
