@@ -1,0 +1,1108 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * VDUSE IOVA domain: bounce buffers, coherent memory and the IOTLB of one
+ * address space.
+ *
+ * Layout of the IOVA space of a domain:
+ *
+ *   [0, bounce_size)             the bounce area.  Streaming DMA mappings
+ *                                get IOVAs here, in 4 KiB slots, and their
+ *                                data is copied to and from bounce pages
+ *                                that the daemon can mmap.
+ *   [bounce_size, iova_limit]    coherent allocations (vrings), PAGE_SIZE
+ *                                granule, backed directly by kernel pages.
+ *
+ * The IOTLB (a vhost_iotlb) tells the daemon which file backs which IOVA
+ * range.  Each entry carries a struct vduse_domain_map_file as its opaque
+ * pointer: either the domain's own anonymous file (bounce area, coherent
+ * memory; the file offset equals the IOVA) or, for mappings installed by
+ * vhost-vdpa through set_map, a referenced file of the VMM.
+ *
+ * Lifetime: the domain is owned by its "[vduse-domain]" file.  The device
+ * drops its reference with vduse_domain_destroy(); the memory stays until
+ * the daemon has closed every fd and unmapped every mapping of that file.
+ *
+ * Locking (outermost first):
+ *  - umem_mutex serialises registration and removal of user bounce pages
+ *    (both sleep to pin or unpin).
+ *  - bounce_lock (rwlock) protects which pages back the bounce area: the
+ *    umem pointer and the copy of in-flight data between kernel and user
+ *    pages.  Streaming map/unmap/sync and the fault path take it for
+ *    reading, from any context; umem switches take it for writing with
+ *    interrupts disabled.  Under the read lock a missing kernel bounce
+ *    page is installed with cmpxchg(), and each slot_orig entry is only
+ *    written by the owner of the IOVA range it belongs to.
+ *  - iotlb_lock (spinlock, irqsave) protects the IOTLB and bounce_mapped.
+ *    It is never held together with bounce_lock.
+ */
+
+#include <linux/anon_inodes.h>
+#include <linux/dma-mapping.h>
+#include <linux/file.h>
+#include <linux/highmem.h>
+#include <linux/iova.h>
+#include <linux/mm.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+#include <linux/vdpa.h>
+#include <linux/vhost_iotlb.h>
+#include <linux/vmalloc.h>
+
+#include "iova_domain.h"
+
+#define VDUSE_BOUNCE_MAP_MASK	(VDUSE_BOUNCE_MAP_SIZE - 1)
+
+/**
+ * struct vduse_domain_map_file - backing of one IOTLB entry
+ * @file: referenced file of a set_map entry, or NULL for memory owned by
+ *	the domain itself (bounce area, coherent allocations)
+ * @offset: offset in the backing file of the entry's first byte
+ */
+struct vduse_domain_map_file {
+	struct file *file;
+	u64 offset;
+};
+
+/**
+ * struct vduse_umem - user pages registered as the bounce area
+ * @pages: pinned pages, one per PAGE_SIZE of the bounce area
+ * @npages: number of entries in @pages
+ * @mm: address space charged for the pinned pages (grabbed)
+ */
+struct vduse_umem {
+	struct page **pages;
+	unsigned long npages;
+	struct mm_struct *mm;
+};
+
+/**
+ * struct vduse_iova_domain - the memory of one address space
+ * @file: the "[vduse-domain]" anonymous file that owns the domain
+ * @iova_limit: last usable IOVA
+ * @bounce_size: size of the bounce area, a multiple of PAGE_SIZE
+ * @stream_iovad: allocator for streaming maps, 4 KiB granule, IOVA 0 unused
+ * @stream_limit_pfn: last 4 KiB frame of the bounce area
+ * @coherent_iovad: allocator for coherent memory, PAGE_SIZE granule
+ * @coherent_limit_pfn: last PAGE_SIZE frame below @iova_limit
+ * @iotlb_lock: protects @iotlb and @bounce_mapped
+ * @iotlb: IOVA to (file, offset) translations shown to the daemon
+ * @bounce_mapped: the bounce area has an IOTLB entry
+ * @bounce_lock: see the locking rules at the top of this file
+ * @slot_orig: per 4 KiB slot: physical address of the driver buffer that
+ *	the slot shadows (4 KiB aligned), or INVALID_PHYS_ADDR when free
+ * @kpages: per PAGE_SIZE of the bounce area: kernel page, allocated (and
+ *	zeroed) on first use, freed with the domain
+ * @umem: registered user pages replacing @kpages, or NULL
+ * @umem_mutex: serialises changes of @umem
+ */
+struct vduse_iova_domain {
+	struct file *file;
+	u64 iova_limit;
+	size_t bounce_size;
+
+	struct iova_domain stream_iovad;
+	unsigned long stream_limit_pfn;
+	struct iova_domain coherent_iovad;
+	unsigned long coherent_limit_pfn;
+
+	spinlock_t iotlb_lock;		/* iotlb, bounce_mapped */
+	struct vhost_iotlb *iotlb;
+	bool bounce_mapped;
+
+	rwlock_t bounce_lock;
+	phys_addr_t *slot_orig;
+	struct page **kpages;
+	struct vduse_umem *umem;
+	struct mutex umem_mutex;	/* umem changes */
+};
+
+/* ------------------------------------------------------------------ */
+/* IOTLB                                                               */
+/* ------------------------------------------------------------------ */
+
+/* Remove one entry and drop what it references.  iotlb_lock held. */
+static void vduse_domain_del_entry(struct vduse_iova_domain *domain,
+				   struct vhost_iotlb_map *map)
+{
+	struct vduse_domain_map_file *mf = map->opaque;
+
+	if (mf) {
+		if (mf->file)
+			fput(mf->file);
+		kfree(mf);
+	}
+	vhost_iotlb_map_free(domain->iotlb, map);
+}
+
+/* Insert an entry backed by the domain file.  iotlb_lock held. */
+static int vduse_domain_add_own_entry(struct vduse_iova_domain *domain,
+				      u64 start, u64 last, u64 addr)
+{
+	struct vduse_domain_map_file *mf;
+	int ret;
+
+	mf = kzalloc(sizeof(*mf), GFP_ATOMIC);
+	if (!mf)
+		return -ENOMEM;
+	mf->offset = start;
+	ret = vhost_iotlb_add_range_ctx(domain->iotlb, start, last, addr,
+					VHOST_MAP_RW, mf);
+	if (ret)
+		kfree(mf);
+	return ret;
+}
+
+/* Drop every entry installed by set_map.  iotlb_lock held. */
+static void vduse_domain_clear_map_locked(struct vduse_iova_domain *domain)
+{
+	struct vhost_iotlb_map *map, *tmp;
+
+	list_for_each_entry_safe(map, tmp, &domain->iotlb->list, link) {
+		struct vduse_domain_map_file *mf = map->opaque;
+
+		if (mf && mf->file)
+			vduse_domain_del_entry(domain, map);
+	}
+}
+
+/**
+ * vduse_domain_set_map() - replace the set_map entries of a domain
+ * @domain: the domain
+ * @iotlb: vhost-vdpa's IOTLB; every entry's opaque is a vdpa_map_file
+ *
+ * Entries owned by the domain itself are kept.  Entries without a
+ * backing file are skipped: the daemon could not map them anyway.
+ *
+ * Return: 0, or -ENOMEM when an entry cannot be added (the domain then
+ * has no set_map entries at all).
+ */
+int vduse_domain_set_map(struct vduse_iova_domain *domain,
+			 struct vhost_iotlb *iotlb)
+{
+	struct vhost_iotlb_map *map;
+	unsigned long flags;
+	int ret = 0;
+
+	spin_lock_irqsave(&domain->iotlb_lock, flags);
+	vduse_domain_clear_map_locked(domain);
+	for (map = vhost_iotlb_itree_first(iotlb, 0, ULLONG_MAX); map;
+	     map = vhost_iotlb_itree_next(map, 0, ULLONG_MAX)) {
+		struct vdpa_map_file *src = map->opaque;
+		struct vduse_domain_map_file *mf;
+
+		if (!src || !src->file)
+			continue;
+		mf = kzalloc(sizeof(*mf), GFP_ATOMIC);
+		if (!mf) {
+			ret = -ENOMEM;
+			break;
+		}
+		mf->file = get_file(src->file);
+		mf->offset = src->offset;
+		ret = vhost_iotlb_add_range_ctx(domain->iotlb, map->start,
+						map->last, map->addr,
+						map->perm, mf);
+		if (ret) {
+			fput(mf->file);
+			kfree(mf);
+			break;
+		}
+	}
+	if (ret)
+		vduse_domain_clear_map_locked(domain);
+	spin_unlock_irqrestore(&domain->iotlb_lock, flags);
+
+	return ret;
+}
+
+/**
+ * vduse_domain_clear_map() - drop every entry installed by set_map
+ * @domain: the domain
+ */
+void vduse_domain_clear_map(struct vduse_iova_domain *domain)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&domain->iotlb_lock, flags);
+	vduse_domain_clear_map_locked(domain);
+	spin_unlock_irqrestore(&domain->iotlb_lock, flags);
+}
+
+/**
+ * vduse_domain_find_region() - look up the first entry overlapping a range
+ * @domain: the domain
+ * @start: first IOVA of the range
+ * @last: last IOVA of the range (inclusive)
+ * @region: filled in on success; @region->file holds a reference
+ *
+ * Return: 0, or -EINVAL if no entry overlaps [@start, @last].
+ */
+int vduse_domain_find_region(struct vduse_iova_domain *domain,
+			     u64 start, u64 last,
+			     struct vduse_domain_region *region)
+{
+	struct vduse_domain_map_file *mf;
+	struct vhost_iotlb_map *map;
+	unsigned long flags;
+	int ret = -EINVAL;
+
+	spin_lock_irqsave(&domain->iotlb_lock, flags);
+	map = vhost_iotlb_itree_first(domain->iotlb, start, last);
+	if (map && map->opaque) {
+		mf = map->opaque;
+		region->start = map->start;
+		region->last = map->last;
+		region->offset = mf->offset;
+		region->perm = map->perm;
+		region->file = get_file(mf->file ? mf->file : domain->file);
+		region->bounce = !mf->file && domain->bounce_mapped &&
+				 map->start == 0 &&
+				 map->last == domain->bounce_size - 1;
+		ret = 0;
+	}
+	spin_unlock_irqrestore(&domain->iotlb_lock, flags);
+
+	return ret;
+}
+
+/* Make the bounce area visible to the daemon on first use. */
+static int vduse_domain_map_bounce(struct vduse_iova_domain *domain)
+{
+	unsigned long flags;
+	int ret = 0;
+
+	/* Pairs with the release below: the entry exists once seen set. */
+	if (smp_load_acquire(&domain->bounce_mapped))
+		return 0;
+
+	spin_lock_irqsave(&domain->iotlb_lock, flags);
+	if (!domain->bounce_mapped) {
+		ret = vduse_domain_add_own_entry(domain, 0,
+						 domain->bounce_size - 1, 0);
+		/* Publish only after the entry is in the IOTLB. */
+		if (!ret)
+			smp_store_release(&domain->bounce_mapped, true); /* see above */
+	}
+	spin_unlock_irqrestore(&domain->iotlb_lock, flags);
+
+	return ret;
+}
+
+/**
+ * vduse_domain_reset_bounce_map() - hide the bounce area again
+ * @domain: the domain
+ *
+ * Called on device reset: the IOTLB entry of the bounce area goes away
+ * (and comes back with the next streaming map), the pages stay.
+ */
+void vduse_domain_reset_bounce_map(struct vduse_iova_domain *domain)
+{
+	struct vhost_iotlb_map *map;
+	unsigned long flags;
+
+	spin_lock_irqsave(&domain->iotlb_lock, flags);
+	if (domain->bounce_mapped) {
+		for (map = vhost_iotlb_itree_first(domain->iotlb, 0, 0); map;
+		     map = vhost_iotlb_itree_next(map, 0, 0)) {
+			struct vduse_domain_map_file *mf = map->opaque;
+
+			if (mf && !mf->file && map->start == 0 &&
+			    map->last == domain->bounce_size - 1) {
+				vduse_domain_del_entry(domain, map);
+				break;
+			}
+		}
+		/* Lockless readers re-add the entry on their next map. */
+		smp_store_release(&domain->bounce_mapped, false);
+	}
+	spin_unlock_irqrestore(&domain->iotlb_lock, flags);
+}
+
+/* ------------------------------------------------------------------ */
+/* Bounce area                                                         */
+/* ------------------------------------------------------------------ */
+
+/* The page currently backing @iova of the bounce area.  bounce_lock held. */
+static struct page *vduse_domain_bounce_page(struct vduse_iova_domain *domain,
+					     u64 iova)
+{
+	unsigned long idx = iova >> PAGE_SHIFT;
+
+	if (domain->umem)
+		return domain->umem->pages[idx];
+	return READ_ONCE(domain->kpages[idx]);
+}
+
+/* Copy @len bytes between a bounce page and a physical address. */
+static void vduse_domain_copy(struct page *bounce, unsigned int bounce_off,
+			      phys_addr_t phys, size_t len, bool to_bounce)
+{
+	void *buf = kmap_local_page(pfn_to_page(PHYS_PFN(phys)));
+	void *bb = kmap_local_page(bounce);
+
+	if (to_bounce)
+		memcpy(bb + bounce_off, buf + offset_in_page(phys), len);
+	else
+		memcpy(buf + offset_in_page(phys), bb + bounce_off, len);
+
+	kunmap_local(bb);
+	kunmap_local(buf);
+}
+
+/*
+ * Copy the bytes [iova, iova + size) of streaming mappings between the
+ * driver buffers and the bounce area.  bounce_lock held (either way).
+ */
+static void vduse_domain_bounce(struct vduse_iova_domain *domain,
+				u64 iova, size_t size, bool to_bounce)
+{
+	while (size) {
+		unsigned long slot = iova >> VDUSE_BOUNCE_MAP_SHIFT;
+		unsigned int off = iova & VDUSE_BOUNCE_MAP_MASK;
+		size_t len = min_t(size_t, size, VDUSE_BOUNCE_MAP_SIZE - off);
+		phys_addr_t orig = READ_ONCE(domain->slot_orig[slot]);
+		struct page *page = vduse_domain_bounce_page(domain, iova);
+
+		if (orig != INVALID_PHYS_ADDR && page)
+			vduse_domain_copy(page, offset_in_page(iova),
+					  orig + off, len, to_bounce);
+		iova += len;
+		size -= len;
+	}
+}
+
+/* Release the slots of [iova, iova + nslots * 4 KiB).  bounce_lock held. */
+static void vduse_domain_put_slots(struct vduse_iova_domain *domain,
+				   u64 iova, unsigned long nslots)
+{
+	unsigned long slot = iova >> VDUSE_BOUNCE_MAP_SHIFT;
+
+	while (nslots--)
+		WRITE_ONCE(domain->slot_orig[slot++], INVALID_PHYS_ADDR);
+}
+
+/*
+ * Bind the slots of a new mapping to the driver buffer starting at the
+ * 4 KiB aligned physical address @phys, allocating kernel bounce pages on
+ * first use.  bounce_lock held for reading; may run in atomic context.
+ */
+static int vduse_domain_get_slots(struct vduse_iova_domain *domain,
+				  u64 iova, unsigned long nslots,
+				  phys_addr_t phys)
+{
+	unsigned long slot = iova >> VDUSE_BOUNCE_MAP_SHIFT;
+	unsigned long i;
+
+	for (i = 0; i < nslots; i++) {
+		u64 addr = iova + (i << VDUSE_BOUNCE_MAP_SHIFT);
+		unsigned long idx = addr >> PAGE_SHIFT;
+
+		if (!domain->umem && !READ_ONCE(domain->kpages[idx])) {
+			struct page *page;
+
+			page = alloc_page(GFP_ATOMIC | __GFP_ZERO |
+					  __GFP_NOWARN);
+			if (!page) {
+				vduse_domain_put_slots(domain, iova, i);
+				return -ENOMEM;
+			}
+			if (cmpxchg(&domain->kpages[idx], NULL, page))
+				__free_page(page);
+		}
+		WRITE_ONCE(domain->slot_orig[slot + i],
+			   phys + (i << VDUSE_BOUNCE_MAP_SHIFT));
+	}
+	return 0;
+}
+
+/* Is [dma_addr, dma_addr + size) a non-empty range of the bounce area? */
+static bool vduse_domain_in_bounce(struct vduse_iova_domain *domain,
+				   dma_addr_t dma_addr, size_t size)
+{
+	return size && dma_addr < domain->bounce_size &&
+	       size <= domain->bounce_size - dma_addr;
+}
+
+/**
+ * vduse_domain_map_page() - map a driver buffer for streaming DMA
+ * @domain: the domain
+ * @page: first page of the buffer
+ * @offset: offset of the buffer in @page
+ * @size: length of the buffer
+ * @dir: DMA direction
+ * @attrs: DMA attributes; DMA_ATTR_SKIP_CPU_SYNC skips the initial copy
+ *
+ * Allocates IOVA in the bounce area so that the buffer keeps its offset
+ * inside a 4 KiB slot, and copies the buffer into the bounce area for
+ * DMA_TO_DEVICE and DMA_BIDIRECTIONAL.  Safe in atomic context.
+ *
+ * Return: the IOVA of the buffer, or DMA_MAPPING_ERROR.
+ */
+dma_addr_t vduse_domain_map_page(struct vduse_iova_domain *domain,
+				 struct page *page, unsigned long offset,
+				 size_t size, enum dma_data_direction dir,
+				 unsigned long attrs)
+{
+	phys_addr_t phys = page_to_phys(page) + offset;
+	unsigned long head = phys & VDUSE_BOUNCE_MAP_MASK;
+	unsigned long nslots, pfn;
+	u64 iova;
+
+	if (!size || size > domain->bounce_size - head)
+		return DMA_MAPPING_ERROR;
+	if (vduse_domain_map_bounce(domain))
+		return DMA_MAPPING_ERROR;
+
+	nslots = DIV_ROUND_UP(head + size, VDUSE_BOUNCE_MAP_SIZE);
+	pfn = alloc_iova_fast(&domain->stream_iovad, nslots,
+			      domain->stream_limit_pfn, true);
+	if (!pfn)
+		return DMA_MAPPING_ERROR;
+	iova = (u64)pfn << VDUSE_BOUNCE_MAP_SHIFT;
+
+	read_lock(&domain->bounce_lock);
+	if (vduse_domain_get_slots(domain, iova, nslots, phys - head)) {
+		read_unlock(&domain->bounce_lock);
+		free_iova_fast(&domain->stream_iovad, pfn, nslots);
+		return DMA_MAPPING_ERROR;
+	}
+	if (!(attrs & DMA_ATTR_SKIP_CPU_SYNC) &&
+	    (dir == DMA_TO_DEVICE || dir == DMA_BIDIRECTIONAL))
+		vduse_domain_bounce(domain, iova + head, size, true);
+	read_unlock(&domain->bounce_lock);
+
+	return iova + head;
+}
+
+/**
+ * vduse_domain_unmap_page() - end a streaming mapping
+ * @domain: the domain
+ * @dma_addr: IOVA returned by vduse_domain_map_page()
+ * @size: length given to vduse_domain_map_page()
+ * @dir: DMA direction
+ * @attrs: DMA attributes; DMA_ATTR_SKIP_CPU_SYNC skips the final copy
+ *
+ * Copies the bounce area back into the buffer for DMA_FROM_DEVICE and
+ * DMA_BIDIRECTIONAL, then frees the IOVA.  Ranges outside the bounce
+ * area are ignored.
+ */
+void vduse_domain_unmap_page(struct vduse_iova_domain *domain,
+			     dma_addr_t dma_addr, size_t size,
+			     enum dma_data_direction dir, unsigned long attrs)
+{
+	unsigned long head = dma_addr & VDUSE_BOUNCE_MAP_MASK;
+	u64 iova = dma_addr - head;
+	unsigned long nslots;
+
+	if (!vduse_domain_in_bounce(domain, dma_addr, size))
+		return;
+	nslots = DIV_ROUND_UP(head + size, VDUSE_BOUNCE_MAP_SIZE);
+
+	read_lock(&domain->bounce_lock);
+	if (!(attrs & DMA_ATTR_SKIP_CPU_SYNC) &&
+	    (dir == DMA_FROM_DEVICE || dir == DMA_BIDIRECTIONAL))
+		vduse_domain_bounce(domain, dma_addr, size, false);
+	vduse_domain_put_slots(domain, iova, nslots);
+	read_unlock(&domain->bounce_lock);
+
+	free_iova_fast(&domain->stream_iovad,
+		       iova >> VDUSE_BOUNCE_MAP_SHIFT, nslots);
+}
+
+/**
+ * vduse_domain_sync_single_for_cpu() - make device writes visible
+ * @domain: the domain
+ * @dma_addr: first IOVA to synchronise
+ * @size: number of bytes
+ * @dir: DMA direction of the mapping
+ *
+ * Copies bounce data into the buffer for DMA_FROM_DEVICE and
+ * DMA_BIDIRECTIONAL mappings.
+ */
+void vduse_domain_sync_single_for_cpu(struct vduse_iova_domain *domain,
+				      dma_addr_t dma_addr, size_t size,
+				      enum dma_data_direction dir)
+{
+	if (dir != DMA_FROM_DEVICE && dir != DMA_BIDIRECTIONAL)
+		return;
+	if (!vduse_domain_in_bounce(domain, dma_addr, size))
+		return;
+
+	read_lock(&domain->bounce_lock);
+	vduse_domain_bounce(domain, dma_addr, size, false);
+	read_unlock(&domain->bounce_lock);
+}
+
+/**
+ * vduse_domain_sync_single_for_device() - make CPU writes visible
+ * @domain: the domain
+ * @dma_addr: first IOVA to synchronise
+ * @size: number of bytes
+ * @dir: DMA direction of the mapping
+ *
+ * Copies the buffer into the bounce area for DMA_TO_DEVICE and
+ * DMA_BIDIRECTIONAL mappings.
+ */
+void vduse_domain_sync_single_for_device(struct vduse_iova_domain *domain,
+					 dma_addr_t dma_addr, size_t size,
+					 enum dma_data_direction dir)
+{
+	if (dir != DMA_TO_DEVICE && dir != DMA_BIDIRECTIONAL)
+		return;
+	if (!vduse_domain_in_bounce(domain, dma_addr, size))
+		return;
+
+	read_lock(&domain->bounce_lock);
+	vduse_domain_bounce(domain, dma_addr, size, true);
+	read_unlock(&domain->bounce_lock);
+}
+
+/**
+ * vduse_domain_need_sync() - does an IOVA belong to a bounced mapping?
+ * @domain: the domain
+ * @dma_addr: the IOVA
+ *
+ * Return: true for IOVAs of the bounce area.
+ */
+bool vduse_domain_need_sync(struct vduse_iova_domain *domain,
+			    dma_addr_t dma_addr)
+{
+	return dma_addr < domain->bounce_size;
+}
+
+/**
+ * vduse_domain_bounce_size() - size of the bounce area
+ * @domain: the domain
+ *
+ * Return: the size in bytes; also the largest streaming mapping.
+ */
+size_t vduse_domain_bounce_size(struct vduse_iova_domain *domain)
+{
+	return domain->bounce_size;
+}
+
+/* ------------------------------------------------------------------ */
+/* Coherent memory                                                     */
+/* ------------------------------------------------------------------ */
+
+/**
+ * vduse_domain_alloc_coherent() - allocate memory shared with the device
+ * @domain: the domain
+ * @size: size in bytes
+ * @dma_addr: returns the IOVA
+ * @gfp: allocation flags
+ *
+ * The zeroed pages get an IOVA above the bounce area and an IOTLB entry
+ * backed by the domain file at file offset == IOVA, so the daemon reaches
+ * them through the domain mmap.
+ *
+ * Return: the kernel address, or NULL.
+ */
+void *vduse_domain_alloc_coherent(struct vduse_iova_domain *domain,
+				  size_t size, dma_addr_t *dma_addr,
+				  gfp_t gfp)
+{
+	unsigned long npages = PAGE_ALIGN(size) >> PAGE_SHIFT;
+	unsigned long flags, pfn;
+	void *vaddr;
+	u64 iova;
+	int ret;
+
+	if (!size)
+		return NULL;
+	pfn = alloc_iova_fast(&domain->coherent_iovad, npages,
+			      domain->coherent_limit_pfn, true);
+	if (!pfn)
+		return NULL;
+	iova = (u64)pfn << PAGE_SHIFT;
+
+	vaddr = alloc_pages_exact(npages << PAGE_SHIFT, gfp | __GFP_ZERO);
+	if (!vaddr)
+		goto err_iova;
+
+	spin_lock_irqsave(&domain->iotlb_lock, flags);
+	ret = vduse_domain_add_own_entry(domain, iova,
+					 iova + (npages << PAGE_SHIFT) - 1,
+					 virt_to_phys(vaddr));
+	spin_unlock_irqrestore(&domain->iotlb_lock, flags);
+	if (ret)
+		goto err_pages;
+
+	*dma_addr = iova;
+	return vaddr;
+
+err_pages:
+	free_pages_exact(vaddr, npages << PAGE_SHIFT);
+err_iova:
+	free_iova_fast(&domain->coherent_iovad, pfn, npages);
+	return NULL;
+}
+
+/**
+ * vduse_domain_free_coherent() - free memory from alloc_coherent
+ * @domain: the domain
+ * @size: size given at allocation
+ * @vaddr: kernel address returned at allocation
+ * @dma_addr: IOVA returned at allocation
+ *
+ * Pages still mapped by the daemon stay alive until it unmaps them.
+ */
+void vduse_domain_free_coherent(struct vduse_iova_domain *domain,
+				size_t size, void *vaddr, dma_addr_t dma_addr)
+{
+	unsigned long npages = PAGE_ALIGN(size) >> PAGE_SHIFT;
+	struct vhost_iotlb_map *map;
+	unsigned long flags;
+	bool found = false;
+
+	spin_lock_irqsave(&domain->iotlb_lock, flags);
+	for (map = vhost_iotlb_itree_first(domain->iotlb, dma_addr, dma_addr);
+	     map; map = vhost_iotlb_itree_next(map, dma_addr, dma_addr)) {
+		struct vduse_domain_map_file *mf = map->opaque;
+
+		if (mf && !mf->file && map->start == dma_addr &&
+		    map->addr == virt_to_phys(vaddr)) {
+			vduse_domain_del_entry(domain, map);
+			found = true;
+			break;
+		}
+	}
+	spin_unlock_irqrestore(&domain->iotlb_lock, flags);
+
+	/* Never free what this domain did not hand out. */
+	if (!found)
+		return;
+	free_pages_exact(vaddr, npages << PAGE_SHIFT);
+	free_iova_fast(&domain->coherent_iovad, dma_addr >> PAGE_SHIFT, npages);
+}
+
+/* ------------------------------------------------------------------ */
+/* User memory as bounce area (umem)                                  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Copy the in-flight slots between kernel and user bounce pages.
+ * bounce_lock held for writing.
+ */
+static void vduse_domain_move_inflight(struct vduse_iova_domain *domain,
+				       struct page **upages, bool to_user)
+{
+	unsigned long nslots = domain->bounce_size >> VDUSE_BOUNCE_MAP_SHIFT;
+	unsigned long slot;
+
+	for (slot = 0; slot < nslots; slot++) {
+		u64 iova = (u64)slot << VDUSE_BOUNCE_MAP_SHIFT;
+		unsigned long idx = iova >> PAGE_SHIFT;
+		unsigned int off = offset_in_page(iova);
+		struct page *kpage = domain->kpages[idx];
+		void *src, *dst;
+
+		if (domain->slot_orig[slot] == INVALID_PHYS_ADDR || !kpage)
+			continue;
+		src = kmap_local_page(to_user ? kpage : upages[idx]);
+		dst = kmap_local_page(to_user ? upages[idx] : kpage);
+		memcpy(dst + off, src + off, VDUSE_BOUNCE_MAP_SIZE);
+		kunmap_local(dst);
+		kunmap_local(src);
+	}
+}
+
+/*
+ * Before handing bounce data back to kernel pages, make sure every
+ * in-flight slot has one.  bounce_lock held for writing.
+ */
+static int vduse_domain_fill_kpages(struct vduse_iova_domain *domain)
+{
+	unsigned long nslots = domain->bounce_size >> VDUSE_BOUNCE_MAP_SHIFT;
+	unsigned long slot;
+	int ret = 0;
+
+	for (slot = 0; slot < nslots; slot++) {
+		unsigned long idx = slot >> (PAGE_SHIFT - VDUSE_BOUNCE_MAP_SHIFT);
+
+		if (domain->slot_orig[slot] == INVALID_PHYS_ADDR ||
+		    domain->kpages[idx])
+			continue;
+		domain->kpages[idx] = alloc_page(GFP_ATOMIC | __GFP_ZERO |
+						 __GFP_NOWARN);
+		if (!domain->kpages[idx])
+			ret = -ENOMEM;
+	}
+	return ret;
+}
+
+/* Give the bounce area back to kernel pages.  umem_mutex held. */
+static int vduse_domain_umem_release(struct vduse_iova_domain *domain,
+				     bool force)
+{
+	struct vduse_umem *umem = domain->umem;
+	unsigned long flags;
+
+	write_lock_irqsave(&domain->bounce_lock, flags);
+	if (vduse_domain_fill_kpages(domain) && !force) {
+		write_unlock_irqrestore(&domain->bounce_lock, flags);
+		return -ENOMEM;
+	}
+	vduse_domain_move_inflight(domain, umem->pages, false);
+	domain->umem = NULL;
+	write_unlock_irqrestore(&domain->bounce_lock, flags);
+
+	unpin_user_pages_dirty_lock(umem->pages, umem->npages, true);
+	atomic64_sub(umem->npages, &umem->mm->pinned_vm);
+	mmdrop(umem->mm);
+	kvfree(umem->pages);
+	kfree(umem);
+	return 0;
+}
+
+/* Pin @npages user pages at @uaddr, charged to RLIMIT_MEMLOCK. */
+static int vduse_domain_pin_umem(struct vduse_umem *umem, u64 uaddr)
+{
+	struct mm_struct *mm = current->mm;
+	unsigned long limit = rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT;
+	long pinned;
+	int ret = 0;
+
+	mmap_read_lock(mm);
+	if (umem->npages + atomic64_read(&mm->pinned_vm) > limit) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	pinned = pin_user_pages(uaddr, umem->npages,
+				FOLL_LONGTERM | FOLL_WRITE, umem->pages);
+	if (pinned != umem->npages) {
+		if (pinned > 0)
+			unpin_user_pages(umem->pages, pinned);
+		ret = -ENOMEM;
+		goto out;
+	}
+	atomic64_add(umem->npages, &mm->pinned_vm);
+	mmgrab(mm);
+	umem->mm = mm;
+out:
+	mmap_read_unlock(mm);
+	return ret;
+}
+
+/**
+ * vduse_domain_reg_umem() - back the bounce area with user memory
+ * @domain: the domain
+ * @uaddr: page-aligned user address
+ * @iova: must be 0
+ * @size: must equal the bounce size
+ *
+ * The bounce area must already be in use (mapped into the IOTLB).  The
+ * pages are pinned long-term and charged to RLIMIT_MEMLOCK through
+ * mm->pinned_vm; in-flight bounce data moves into them.
+ *
+ * Return: 0, -EINVAL for bad arguments or an unused bounce area, -EEXIST
+ * if user memory is already registered, -ENOMEM if the pages cannot be
+ * pinned or the memlock limit would be exceeded.
+ */
+int vduse_domain_reg_umem(struct vduse_iova_domain *domain,
+			  u64 uaddr, u64 iova, u64 size)
+{
+	struct vduse_umem *umem;
+	unsigned long flags;
+	int ret;
+
+	if (iova || size != domain->bounce_size || !PAGE_ALIGNED(uaddr) ||
+	    uaddr + size < uaddr)
+		return -EINVAL;
+
+	mutex_lock(&domain->umem_mutex);
+	ret = -EEXIST;
+	if (domain->umem)
+		goto unlock;
+	ret = -EINVAL;
+	/* Pairs with vduse_domain_map_bounce(). */
+	if (!smp_load_acquire(&domain->bounce_mapped))
+		goto unlock;
+
+	ret = -ENOMEM;
+	umem = kzalloc(sizeof(*umem), GFP_KERNEL);
+	if (!umem)
+		goto unlock;
+	umem->npages = size >> PAGE_SHIFT;
+	umem->pages = kvcalloc(umem->npages, sizeof(*umem->pages),
+			       GFP_KERNEL);
+	if (!umem->pages)
+		goto free_umem;
+
+	ret = vduse_domain_pin_umem(umem, uaddr);
+	if (ret)
+		goto free_pages;
+
+	write_lock_irqsave(&domain->bounce_lock, flags);
+	vduse_domain_move_inflight(domain, umem->pages, true);
+	domain->umem = umem;
+	write_unlock_irqrestore(&domain->bounce_lock, flags);
+	mutex_unlock(&domain->umem_mutex);
+	return 0;
+
+free_pages:
+	kvfree(umem->pages);
+free_umem:
+	kfree(umem);
+unlock:
+	mutex_unlock(&domain->umem_mutex);
+	return ret;
+}
+
+/**
+ * vduse_domain_dereg_umem() - return the bounce area to kernel pages
+ * @domain: the domain
+ * @iova: must be 0
+ * @size: must equal the bounce size
+ *
+ * Return: 0, -EINVAL for bad arguments, -ENOENT if nothing is registered,
+ * -ENOMEM if kernel pages for in-flight data cannot be allocated.
+ */
+int vduse_domain_dereg_umem(struct vduse_iova_domain *domain,
+			    u64 iova, u64 size)
+{
+	int ret = -ENOENT;
+
+	if (iova || size != domain->bounce_size)
+		return -EINVAL;
+
+	mutex_lock(&domain->umem_mutex);
+	if (domain->umem)
+		ret = vduse_domain_umem_release(domain, false);
+	mutex_unlock(&domain->umem_mutex);
+
+	return ret;
+}
+
+/**
+ * vduse_domain_drop_umem() - unconditionally drop registered user memory
+ * @domain: the domain
+ *
+ * Used when the daemon goes away.  In-flight data that cannot be moved
+ * back to kernel pages (no memory) is lost, never read from freed pages.
+ */
+void vduse_domain_drop_umem(struct vduse_iova_domain *domain)
+{
+	mutex_lock(&domain->umem_mutex);
+	if (domain->umem)
+		vduse_domain_umem_release(domain, true);
+	mutex_unlock(&domain->umem_mutex);
+}
+
+/* ------------------------------------------------------------------ */
+/* The domain file                                                     */
+/* ------------------------------------------------------------------ */
+
+/* Find the page at @iova for the daemon's mmap, with a reference. */
+static struct page *vduse_domain_fault_page(struct vduse_iova_domain *domain,
+					    u64 iova)
+{
+	struct vhost_iotlb_map *map;
+	struct page *page = NULL;
+	unsigned long flags;
+
+	if (iova < domain->bounce_size) {
+		/* User memory, once registered, is reached through umem. */
+		read_lock(&domain->bounce_lock);
+		if (!domain->umem) {
+			page = READ_ONCE(domain->kpages[iova >> PAGE_SHIFT]);
+			if (page)
+				get_page(page);
+		}
+		read_unlock(&domain->bounce_lock);
+		return page;
+	}
+
+	spin_lock_irqsave(&domain->iotlb_lock, flags);
+	map = vhost_iotlb_itree_first(domain->iotlb, iova, iova);
+	for (; map; map = vhost_iotlb_itree_next(map, iova, iova)) {
+		struct vduse_domain_map_file *mf = map->opaque;
+
+		if (mf && !mf->file) {
+			page = pfn_to_page(PHYS_PFN(map->addr +
+						    (iova - map->start)));
+			get_page(page);
+			break;
+		}
+	}
+	spin_unlock_irqrestore(&domain->iotlb_lock, flags);
+	return page;
+}
+
+static vm_fault_t vduse_domain_mmap_fault(struct vm_fault *vmf)
+{
+	struct vduse_iova_domain *domain = vmf->vma->vm_private_data;
+	u64 iova = (u64)vmf->pgoff << PAGE_SHIFT;
+	struct page *page;
+
+	if (!domain || iova > domain->iova_limit)
+		return VM_FAULT_SIGBUS;
+	page = vduse_domain_fault_page(domain, iova);
+	if (!page)
+		return VM_FAULT_SIGBUS;
+	vmf->page = page;
+	return 0;
+}
+
+static const struct vm_operations_struct vduse_domain_vm_ops = {
+	.fault = vduse_domain_mmap_fault,
+};
+
+/* Kernel-version dependent part of the mmap setup. */
+static void vduse_domain_vma_init(struct vm_area_struct *vma)
+{
+	vm_flags_set(vma, VM_DONTDUMP | VM_DONTEXPAND);
+}
+
+static int vduse_domain_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	vduse_domain_vma_init(vma);
+	vma->vm_private_data = file->private_data;
+	vma->vm_ops = &vduse_domain_vm_ops;
+	return 0;
+}
+
+/* Free a domain and everything it owns. */
+static void vduse_domain_free(struct vduse_iova_domain *domain)
+{
+	struct vhost_iotlb_map *map, *tmp;
+	unsigned long i;
+
+	if (domain->iotlb) {
+		list_for_each_entry_safe(map, tmp, &domain->iotlb->list, link)
+			vduse_domain_del_entry(domain, map);
+		vhost_iotlb_free(domain->iotlb);
+	}
+	put_iova_domain(&domain->coherent_iovad);
+	put_iova_domain(&domain->stream_iovad);
+	if (domain->kpages) {
+		for (i = 0; i < domain->bounce_size >> PAGE_SHIFT; i++)
+			if (domain->kpages[i])
+				put_page(domain->kpages[i]);
+	}
+	kvfree(domain->kpages);
+	kvfree(domain->slot_orig);
+	mutex_destroy(&domain->umem_mutex);
+	kfree(domain);
+}
+
+static int vduse_domain_release(struct inode *inode, struct file *file)
+{
+	struct vduse_iova_domain *domain = file->private_data;
+
+	/* The device dropped umem before its last reference went away. */
+	vduse_domain_drop_umem(domain);
+	vduse_domain_free(domain);
+	return 0;
+}
+
+static const struct file_operations vduse_domain_fops = {
+	.owner = THIS_MODULE,
+	.mmap = vduse_domain_mmap,
+	.release = vduse_domain_release,
+};
+
+/**
+ * vduse_domain_create() - create the memory of one address space
+ * @iova_limit: last usable IOVA; must lie above the bounce area
+ * @bounce_size: size of the bounce area, a non-zero multiple of PAGE_SIZE
+ * @iotlb_limit: maximum number of IOTLB entries
+ *
+ * Return: the domain, or an ERR_PTR().
+ */
+struct vduse_iova_domain *vduse_domain_create(u64 iova_limit,
+					      size_t bounce_size,
+					      unsigned int iotlb_limit)
+{
+	struct vduse_iova_domain *domain;
+	unsigned long nslots, i;
+	struct file *file;
+	int ret = -ENOMEM;
+
+	if (!bounce_size || !PAGE_ALIGNED(bounce_size) || !iotlb_limit ||
+	    bounce_size - 1 >= iova_limit)
+		return ERR_PTR(-EINVAL);
+
+	domain = kzalloc(sizeof(*domain), GFP_KERNEL);
+	if (!domain)
+		return ERR_PTR(-ENOMEM);
+	domain->iova_limit = iova_limit;
+	domain->bounce_size = bounce_size;
+	spin_lock_init(&domain->iotlb_lock);
+	rwlock_init(&domain->bounce_lock);
+	mutex_init(&domain->umem_mutex);
+
+	/* Both allocators must be initialised before any error path. */
+	init_iova_domain(&domain->stream_iovad, VDUSE_BOUNCE_MAP_SIZE, 1);
+	domain->stream_limit_pfn = (bounce_size - 1) >> VDUSE_BOUNCE_MAP_SHIFT;
+	/*
+	 * The coherent allocator counts in PAGE_SIZE frames, so its first
+	 * frame is expressed in PAGE_SIZE units too: coherent IOVAs then
+	 * start right after the bounce area and stay below iova_limit on
+	 * every page size.
+	 */
+	init_iova_domain(&domain->coherent_iovad, PAGE_SIZE,
+			 bounce_size >> PAGE_SHIFT);
+	domain->coherent_limit_pfn = iova_limit >> PAGE_SHIFT;
+
+	if (iova_domain_init_rcaches(&domain->stream_iovad) ||
+	    iova_domain_init_rcaches(&domain->coherent_iovad))
+		goto err;
+
+	nslots = bounce_size >> VDUSE_BOUNCE_MAP_SHIFT;
+	domain->slot_orig = kvmalloc_array(nslots, sizeof(*domain->slot_orig),
+					   GFP_KERNEL);
+	domain->kpages = kvcalloc(bounce_size >> PAGE_SHIFT,
+				  sizeof(*domain->kpages), GFP_KERNEL);
+	domain->iotlb = vhost_iotlb_alloc(iotlb_limit, 0);
+	if (!domain->slot_orig || !domain->kpages || !domain->iotlb)
+		goto err;
+	for (i = 0; i < nslots; i++)
+		domain->slot_orig[i] = INVALID_PHYS_ADDR;
+
+	file = anon_inode_getfile("[vduse-domain]", &vduse_domain_fops,
+				  domain, O_RDWR);
+	if (IS_ERR(file)) {
+		ret = PTR_ERR(file);
+		goto err;
+	}
+	domain->file = file;
+	return domain;
+
+err:
+	vduse_domain_free(domain);
+	return ERR_PTR(ret);
+}
+
+/**
+ * vduse_domain_destroy() - drop the device's reference to a domain
+ * @domain: the domain
+ *
+ * Mappings installed by set_map are released at once; kernel memory stays
+ * until the daemon closes its last fd or mapping of the domain file.
+ */
+void vduse_domain_destroy(struct vduse_iova_domain *domain)
+{
+	vduse_domain_clear_map(domain);
+	vduse_domain_drop_umem(domain);
+	fput(domain->file);
+}
+
+/**
+ * vduse_domain_init() - module-wide setup of the IOVA allocator caches
+ *
+ * Return: 0 or a negative errno.
+ */
+int vduse_domain_init(void)
+{
+	return iova_cache_get();
+}
+
+/**
+ * vduse_domain_exit() - undo vduse_domain_init()
+ */
+void vduse_domain_exit(void)
+{
+	iova_cache_put();
+}

@@ -1,0 +1,2733 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * VDUSE: vDPA Device in Userspace.
+ *
+ * A daemon creates a virtio device through /dev/vduse/control, serves its
+ * virtqueues through /dev/vduse/$NAME and answers the control requests the
+ * kernel sends there.  "vdpa dev add ... mgmtdev vduse" puts the device on
+ * the vDPA bus, where virtio_vdpa (kernel virtio drivers, DMA bounced
+ * through iova_domain.c) or vhost_vdpa (a VM, guest memory mapped through
+ * set_map) drive it.
+ *
+ * The file follows the data:
+ *   1. device and virtqueue state, and who locks what
+ *   2. the message channel (kernel requests, daemon replies)
+ *   3. the vdpa ops the bus drivers call
+ *   4. the map ops virtio_vdpa uses for DMA
+ *   5. the per-device char device, its ioctls and sysfs
+ *   6. the control device: API version, features, create, destroy
+ *   7. the management device ("vdpa dev add/del")
+ *   8. module init and exit
+ *
+ * Deliberate decisions (differences from the kernel's own module):
+ *  - The address-space domains are created on the first "vdpa dev add"
+ *    and reused by every later one; they live until the device is
+ *    destroyed.  bounce_size therefore answers -EPERM once they exist.
+ *  - The coherent allocator's first frame is counted in its own PAGE_SIZE
+ *    granule (see iova_domain.c), so coherent IOVAs stay below the IOVA
+ *    limit on 64 KiB-page kernels.  Streaming maps use 4 KiB slots.
+ *  - VDUSE_DESTROY_DEV reads the name like strncpy_from_user(): a NUL
+ *    terminated name is accepted even if the 256 bytes after the pointer
+ *    are not all readable.
+ *  - Names containing '/' or equal to "." or ".." are refused (-EINVAL)
+ *    and "control" is reported as existing (-EEXIST): they cannot name a
+ *    sysfs device next to the control node.
+ *  - Mappings installed by vhost-vdpa through set_map are dropped when the
+ *    vDPA device is released, so no VMM file stays pinned by a detached
+ *    device.
+ */
+
+#include <linux/capability.h>
+#include <linux/cdev.h>
+#include <linux/compat.h>
+#include <linux/cpumask.h>
+#include <linux/device.h>
+#include <linux/dma-mapping.h>
+#include <linux/eventfd.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/xarray.h>
+#include <linux/kobject.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/nospec.h>
+#include <linux/poll.h>
+#include <linux/sched.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/uio.h>
+#include <linux/vdpa.h>
+#include <linux/virtio.h>
+#include <linux/virtio_config.h>
+#include <linux/vhost_iotlb.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
+#include <uapi/linux/vduse.h>
+#include <uapi/linux/virtio_blk.h>
+#include <uapi/linux/virtio_ids.h>
+#include <uapi/linux/virtio_net.h>
+#include <uapi/linux/virtio_ring.h>
+
+#include "iova_domain.h"
+
+#define VDUSE_DEV_MAX			BIT(MINORBITS)
+#define VDUSE_MAX_VQ_NUM		0xffff
+#define VDUSE_MAX_GROUPS		0xffff
+#define VDUSE_MAX_AS			0xffff
+#define VDUSE_MIN_BOUNCE_SIZE		(1024 * 1024)
+#define VDUSE_MAX_BOUNCE_SIZE		(1024 * 1024 * 1024)
+#define VDUSE_DEFAULT_BOUNCE_SIZE	(64 * 1024 * 1024)
+/* IOVA space of a domain: the largest bounce area plus coherent room. */
+#define VDUSE_IOVA_SIZE			(VDUSE_MAX_BOUNCE_SIZE + 128 * 1024 * 1024)
+#define VDUSE_MSG_DEFAULT_TIMEOUT	30
+/* Control file state before GET_API_VERSION or SET_API_VERSION. */
+#define VDUSE_API_VERSION_NOT_ASKED	U64_MAX
+#define VDUSE_SUPPORTED_FEATURES	(BIT_ULL(VDUSE_F_QUEUE_READY) | \
+					 BIT_ULL(VDUSE_F_SUSPEND))
+
+static int max_iotlb_entries = 2048;
+module_param(max_iotlb_entries, int, 0444);
+MODULE_PARM_DESC(max_iotlb_entries,
+		 "Maximum number of IOTLB entries per address space (default: 2048)");
+
+/* ==================================================================== */
+/* 1. Device and virtqueue state                                         */
+/* ==================================================================== */
+
+/*
+ * Locks, outermost first:
+ *
+ *   vduse_lock (global mutex)
+ *     the vduse_devs xarray, vduse_dev.vdev (attached or not) and
+ *     vduse_dev.connected (device node open or not).
+ *   vduse_dev.lock (mutex)
+ *     everything the driver configures through vdpa ops or the daemon
+ *     through ioctls: vq num_max/group/num/addresses/state/ready, status,
+ *     driver_features, generation, suspended.  Hot paths read ready,
+ *     status and suspended with READ_ONCE().
+ *   vduse_dev.domain_lock (mutex)
+ *     creation of the domains, bounce_size, umem (un)registration.
+ *   vduse_virtqueue.kick_lock, vduse_virtqueue.irq_lock,
+ *   vduse_dev.irq_lock, vduse_dev.config_lock (spinlocks, innermost)
+ *     kick eventfd; interrupt callback and affinity; config callback;
+ *     config space bytes.
+ *   vduse_dev.msg_lock (spinlock, innermost, never held while sleeping)
+ *     the two message lists, request ids and the broken flag.
+ *
+ * No lock is held while the kernel waits for a reply from the daemon: the
+ * daemon handles a request with ioctls that take the locks above.
+ */
+static DEFINE_MUTEX(vduse_lock);
+/* Minor number -> device; minor 0 is the control node. */
+static DEFINE_XARRAY_ALLOC(vduse_devs);
+
+static dev_t vduse_major;
+static struct cdev vduse_ctrl_cdev;
+static struct cdev vduse_cdev;
+static struct workqueue_struct *vduse_irq_wq;
+static struct workqueue_struct *vduse_irq_bound_wq;
+
+struct vduse_dev;
+
+/**
+ * struct vduse_virtqueue - one virtqueue of a VDUSE device
+ * @index: virtqueue index
+ * @dev: owning device
+ * @num_max: largest ring size (VDUSE_VQ_SETUP), 0 until set up
+ * @group: virtqueue group (API version 1)
+ * @num: ring size chosen by the driver, 0 until set
+ * @desc_addr: IOVA of the descriptor area
+ * @driver_addr: IOVA of the driver area
+ * @device_addr: IOVA of the device area
+ * @state: start state set by the driver
+ * @ready: enabled by the driver
+ * @kick_lock: protects @kickfd and @kicked
+ * @kickfd: eventfd signalled on kicks, or NULL
+ * @kicked: a kick arrived while no eventfd was installed
+ * @kick_work: signals @kickfd where eventfds cannot be signalled directly
+ * @irq_lock: protects @cb, @irq_affinity and @irq_effective_cpu
+ * @cb: interrupt callback of the driver
+ * @irq_affinity: CPUs that may run the callback
+ * @irq_effective_cpu: CPU that ran the last injection
+ * @inject_work: runs @cb
+ * @kobj: the "vqN" sysfs directory; its release frees the virtqueue
+ *
+ * The fields from @num_max to @ready are protected by vduse_dev.lock.
+ */
+struct vduse_virtqueue {
+	u32 index;
+	struct vduse_dev *dev;
+
+	u16 num_max;
+	u32 group;
+	u32 num;
+	u64 desc_addr;
+	u64 driver_addr;
+	u64 device_addr;
+	struct vdpa_vq_state state;
+	bool ready;
+
+	spinlock_t kick_lock;	/* kickfd, kicked */
+	struct eventfd_ctx *kickfd;
+	bool kicked;
+	struct work_struct kick_work;
+
+	spinlock_t irq_lock;	/* cb, irq_affinity, irq_effective_cpu */
+	struct vdpa_callback cb;
+	cpumask_var_t irq_affinity;
+	int irq_effective_cpu;
+	struct work_struct inject_work;
+
+	struct kobject kobj;
+};
+
+/**
+ * struct vduse_vq_group - a virtqueue group, the map token of its queues
+ * @dev: owning device
+ * @asid: address space of the group, changed by set_group_asid
+ *
+ * Map ops resolve group -> address space -> domain on every call.  The
+ * domains never go away while a vDPA device exists, so reading @asid with
+ * READ_ONCE() is enough; moving a group while the driver has DMA in
+ * flight is the driver's bug.
+ */
+struct vduse_vq_group {
+	struct vduse_dev *dev;
+	u32 asid;
+};
+
+/**
+ * struct vduse_vdpa - the vDPA device of an attached VDUSE device
+ * @vdpa: vDPA core device, first member as the core requires
+ * @dev: the VDUSE device; NULL until allocation completes
+ */
+struct vduse_vdpa {
+	struct vdpa_device vdpa;
+	struct vduse_dev *dev;
+};
+
+/**
+ * struct vduse_dev - a VDUSE device
+ * @name: device name
+ * @dev: the class device, parent of the vDPA device
+ * @minor: char device minor
+ * @api_version: API version it was created with
+ * @vduse_features: VDUSE_F_* bits it was created with
+ * @device_id: virtio device id
+ * @vendor_id: virtio vendor id
+ * @device_features: virtio features offered
+ * @vq_num: number of virtqueues
+ * @vq_align: ring alignment
+ * @ngroups: number of virtqueue groups
+ * @nas: number of address spaces
+ * @config_size: size of @config
+ * @vqs: the virtqueues
+ * @groups: the virtqueue groups
+ * @vdev: attached vDPA device or NULL; vduse_lock
+ * @connected: the device node is open; vduse_lock
+ * @lock: see the locking rules above
+ * @status: virtio status accepted by the daemon
+ * @driver_features: features written by the driver
+ * @generation: config generation, bumped on reset
+ * @suspended: suspended until the next reset (VDUSE_F_SUSPEND)
+ * @config_lock: protects @config
+ * @config: configuration space
+ * @irq_lock: protects @config_cb
+ * @config_cb: config change callback of the driver
+ * @inject_work: runs @config_cb
+ * @msg_lock: protects @send_list, @recv_list, @msg_unique and @broken
+ * @send_list: requests waiting to be read
+ * @recv_list: requests read and waiting for a reply
+ * @waitq: readers and pollers of the device node
+ * @msg_unique: next request id
+ * @broken: a request timed out; the device stays unusable
+ * @msg_timeout: seconds to wait for a reply, 0 = forever
+ * @domain_lock: protects @domains contents, @bounce_size and umem
+ * @domains: one IOVA domain per address space, created on first attach
+ * @bounce_size: total bounce size, shared by the address spaces
+ */
+struct vduse_dev {
+	char *name;
+	struct device *dev;
+	int minor;
+	u64 api_version;
+	u64 vduse_features;
+	u32 device_id;
+	u32 vendor_id;
+	u64 device_features;
+	u32 vq_num;
+	u32 vq_align;
+	u32 ngroups;
+	u32 nas;
+	u32 config_size;
+	struct vduse_virtqueue **vqs;
+	struct vduse_vq_group *groups;
+
+	struct vduse_vdpa *vdev;
+	bool connected;
+
+	struct mutex lock;	/* configuration state, see above */
+	u8 status;
+	u64 driver_features;
+	u32 generation;
+	bool suspended;
+
+	spinlock_t config_lock;	/* config */
+	void *config;
+
+	spinlock_t irq_lock;	/* config_cb */
+	struct vdpa_callback config_cb;
+	struct work_struct inject_work;
+
+	spinlock_t msg_lock;	/* lists, msg_unique, broken */
+	struct list_head send_list;
+	struct list_head recv_list;
+	wait_queue_head_t waitq;
+	u32 msg_unique;
+	bool broken;
+	unsigned int msg_timeout;
+
+	struct mutex domain_lock;	/* domains, bounce_size, umem */
+	struct vduse_iova_domain **domains;
+	unsigned int bounce_size;
+};
+
+static struct vduse_virtqueue *vduse_dev_vq(struct vduse_dev *dev, u32 idx)
+{
+	if (idx >= dev->vq_num)
+		return NULL;
+	return dev->vqs[array_index_nospec(idx, dev->vq_num)];
+}
+
+static bool vduse_dev_has_feature(struct vduse_dev *dev, unsigned int bit)
+{
+	return READ_ONCE(dev->driver_features) & BIT_ULL(bit);
+}
+
+static bool vduse_dev_driver_ok(struct vduse_dev *dev)
+{
+	return READ_ONCE(dev->status) & VIRTIO_CONFIG_S_DRIVER_OK;
+}
+
+/* Kernel-version dependent helpers, kept small for a compat layer. */
+static char *vduse_devnode(const struct device *dev, umode_t *mode)
+{
+	return kasprintf(GFP_KERNEL, "vduse/%s", dev_name(dev));
+}
+
+static const struct class vduse_class = {
+	.name = "vduse",
+	.devnode = vduse_devnode,
+};
+
+static int vduse_class_register(void)
+{
+	return class_register(&vduse_class);
+}
+
+static void vduse_class_unregister(void)
+{
+	class_unregister(&vduse_class);
+}
+
+static void vduse_eventfd_signal(struct eventfd_ctx *ctx)
+{
+	eventfd_signal(ctx);
+}
+
+static int vduse_install_fd(struct file *file)
+{
+	/* No O_CLOEXEC: the daemon may hand the fd to a helper process. */
+	return receive_fd(file, NULL, 0);
+}
+
+/* ==================================================================== */
+/* 2. Message channel                                                    */
+/* ==================================================================== */
+
+/*
+ * Every request is synchronous for the kernel caller: it is queued on
+ * send_list, moved to recv_list when the daemon reads it and completed
+ * when the daemon writes the reply.  A reply that does not arrive within
+ * msg_timeout seconds breaks the device for good; a caller killed while
+ * waiting only fails its own request.  Requests read but not answered go
+ * back to send_list when the device node is closed.
+ *
+ * A vduse_msg lives on the stack of the waiting caller.  Everybody else
+ * touches it only under msg_lock while it is on one of the lists.
+ */
+
+/**
+ * struct vduse_msg - one request and its reply
+ * @list: entry in send_list or recv_list
+ * @req: request given to the daemon
+ * @resp: reply of the daemon
+ * @done: completed once @resp is final
+ * @completed: @resp is final (msg_lock)
+ */
+struct vduse_msg {
+	struct list_head list;
+	struct vduse_dev_request req;
+	struct vduse_dev_response resp;
+	struct completion done;
+	bool completed;
+};
+
+static struct vduse_msg *vduse_msg_find(struct list_head *head, u32 id)
+{
+	struct vduse_msg *msg;
+
+	list_for_each_entry(msg, head, list)
+		if (msg->req.request_id == id)
+			return msg;
+	return NULL;
+}
+
+static void vduse_msg_complete(struct vduse_msg *msg, u32 result)
+{
+	list_del_init(&msg->list);
+	msg->resp.result = result;
+	msg->completed = true;
+	complete(&msg->done);
+}
+
+/* Fail every outstanding request and refuse new ones.  msg_lock held. */
+static void vduse_dev_mark_broken_locked(struct vduse_dev *dev)
+{
+	struct vduse_msg *msg, *tmp;
+
+	dev->broken = true;
+	list_for_each_entry_safe(msg, tmp, &dev->send_list, list)
+		vduse_msg_complete(msg, VDUSE_REQ_RESULT_FAILED);
+	list_for_each_entry_safe(msg, tmp, &dev->recv_list, list)
+		vduse_msg_complete(msg, VDUSE_REQ_RESULT_FAILED);
+}
+
+static void vduse_dev_mark_broken(struct vduse_dev *dev)
+{
+	spin_lock(&dev->msg_lock);
+	vduse_dev_mark_broken_locked(dev);
+	spin_unlock(&dev->msg_lock);
+	wake_up(&dev->waitq);
+}
+
+static long vduse_msg_timeout_jiffies(unsigned int seconds)
+{
+	if (seconds >= MAX_SCHEDULE_TIMEOUT / HZ)
+		return MAX_SCHEDULE_TIMEOUT - 1;
+	return (long)seconds * HZ;
+}
+
+/**
+ * vduse_msg_send() - send a request and wait for its reply
+ * @dev: the device
+ * @msg: the request; msg->req.type and payload filled in, rest zeroed
+ *
+ * Return: 0 if the daemon answered VDUSE_REQ_RESULT_OK; -EIO if it
+ * answered otherwise, if the device is broken, or if it breaks now
+ * because the reply timed out; -EINTR if the caller was killed.
+ */
+static int vduse_msg_send(struct vduse_dev *dev, struct vduse_msg *msg)
+{
+	unsigned int timeout = READ_ONCE(dev->msg_timeout);
+	long ret;
+
+	init_completion(&msg->done);
+	spin_lock(&dev->msg_lock);
+	if (dev->broken) {
+		spin_unlock(&dev->msg_lock);
+		return -EIO;
+	}
+	msg->req.request_id = dev->msg_unique++;
+	list_add_tail(&msg->list, &dev->send_list);
+	spin_unlock(&dev->msg_lock);
+	wake_up(&dev->waitq);
+
+	if (timeout) {
+		long jiffies = vduse_msg_timeout_jiffies(timeout);
+
+		ret = wait_for_completion_killable_timeout(&msg->done, jiffies);
+	} else {
+		ret = wait_for_completion_killable(&msg->done) ?: 1;
+	}
+
+	spin_lock(&dev->msg_lock);
+	if (!msg->completed) {
+		list_del(&msg->list);
+		if (!ret) {
+			dev_err_ratelimited(dev->dev,
+					    "request %u (type %u) timed out, device is broken\n",
+					    msg->req.request_id, msg->req.type);
+			vduse_dev_mark_broken_locked(dev);
+		}
+		spin_unlock(&dev->msg_lock);
+		if (!ret)
+			wake_up(&dev->waitq);
+		return ret ? -EINTR : -EIO;
+	}
+	spin_unlock(&dev->msg_lock);
+
+	return msg->resp.result == VDUSE_REQ_RESULT_OK ? 0 : -EIO;
+}
+
+static int vduse_msg_set_status(struct vduse_dev *dev, u8 status)
+{
+	struct vduse_msg msg = {};
+
+	msg.req.type = VDUSE_SET_STATUS;
+	msg.req.s.status = status;
+	return vduse_msg_send(dev, &msg);
+}
+
+static int vduse_msg_get_vq_state(struct vduse_dev *dev,
+				  struct vduse_virtqueue *vq,
+				  struct vdpa_vq_state *state)
+{
+	struct vduse_msg msg = {};
+	int ret;
+
+	msg.req.type = VDUSE_GET_VQ_STATE;
+	msg.req.vq_state.index = vq->index;
+	ret = vduse_msg_send(dev, &msg);
+	if (ret)
+		return ret;
+
+	memset(state, 0, sizeof(*state));
+	if (vduse_dev_has_feature(dev, VIRTIO_F_RING_PACKED)) {
+		struct vduse_vq_state_packed *p = &msg.resp.vq_state.packed;
+
+		state->packed.last_avail_counter = p->last_avail_counter & 1;
+		state->packed.last_avail_idx = p->last_avail_idx & 0x7fff;
+		state->packed.last_used_counter = p->last_used_counter & 1;
+		state->packed.last_used_idx = p->last_used_idx & 0x7fff;
+	} else {
+		state->split.avail_index = msg.resp.vq_state.split.avail_index;
+	}
+	return 0;
+}
+
+static int vduse_msg_update_iotlb(struct vduse_dev *dev, u32 asid,
+				  u64 start, u64 last)
+{
+	struct vduse_msg msg = {};
+
+	msg.req.type = VDUSE_UPDATE_IOTLB;
+	if (dev->api_version >= VDUSE_API_VERSION_1) {
+		msg.req.iova_v2.start = start;
+		msg.req.iova_v2.last = last;
+		msg.req.iova_v2.asid = asid;
+	} else {
+		msg.req.iova.start = start;
+		msg.req.iova.last = last;
+	}
+	return vduse_msg_send(dev, &msg);
+}
+
+static int vduse_msg_set_group_asid(struct vduse_dev *dev, u32 group,
+				    u32 asid)
+{
+	struct vduse_msg msg = {};
+
+	msg.req.type = VDUSE_SET_VQ_GROUP_ASID;
+	msg.req.vq_group_asid.group = group;
+	msg.req.vq_group_asid.asid = asid;
+	return vduse_msg_send(dev, &msg);
+}
+
+static int vduse_msg_set_vq_ready(struct vduse_dev *dev, u32 index,
+				  bool ready)
+{
+	struct vduse_msg msg = {};
+
+	msg.req.type = VDUSE_SET_VQ_READY;
+	msg.req.vq_ready.num = index;
+	msg.req.vq_ready.ready = ready;
+	return vduse_msg_send(dev, &msg);
+}
+
+static int vduse_msg_suspend(struct vduse_dev *dev)
+{
+	struct vduse_msg msg = {};
+
+	msg.req.type = VDUSE_SUSPEND;
+	return vduse_msg_send(dev, &msg);
+}
+
+/* ==================================================================== */
+/* 3. vdpa ops                                                           */
+/* ==================================================================== */
+
+/*
+ * Kicks travel driver -> kick eventfd -> daemon; interrupts travel
+ * daemon -> VDUSE_VQ_INJECT_IRQ -> workqueue -> driver callback (or the
+ * irqfd vhost-vdpa installed as trigger).  Both stop while a virtqueue is
+ * not ready and while the device is suspended.
+ */
+
+static void vduse_vq_kick(struct vduse_virtqueue *vq)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&vq->kick_lock, flags);
+	if (!READ_ONCE(vq->ready) || READ_ONCE(vq->dev->suspended))
+		goto unlock;
+	if (!vq->kickfd)
+		vq->kicked = true;
+	else if (eventfd_signal_allowed())
+		vduse_eventfd_signal(vq->kickfd);
+	else
+		queue_work(system_unbound_wq, &vq->kick_work);
+unlock:
+	spin_unlock_irqrestore(&vq->kick_lock, flags);
+}
+
+static void vduse_vq_kick_work(struct work_struct *work)
+{
+	struct vduse_virtqueue *vq = container_of(work, struct vduse_virtqueue,
+						  kick_work);
+	unsigned long flags;
+
+	spin_lock_irqsave(&vq->kick_lock, flags);
+	if (vq->kickfd)
+		vduse_eventfd_signal(vq->kickfd);
+	spin_unlock_irqrestore(&vq->kick_lock, flags);
+}
+
+/* Run the driver's virtqueue callback as an interrupt would. */
+static void vduse_vq_inject_work(struct work_struct *work)
+{
+	struct vduse_virtqueue *vq = container_of(work, struct vduse_virtqueue,
+						  inject_work);
+
+	spin_lock_irq(&vq->irq_lock);
+	if (READ_ONCE(vq->ready) && !READ_ONCE(vq->dev->suspended) &&
+	    vq->cb.callback)
+		vq->cb.callback(vq->cb.private);
+	spin_unlock_irq(&vq->irq_lock);
+}
+
+static void vduse_dev_inject_work(struct work_struct *work)
+{
+	struct vduse_dev *dev = container_of(work, struct vduse_dev,
+					     inject_work);
+
+	spin_lock_irq(&dev->irq_lock);
+	if (dev->config_cb.callback)
+		dev->config_cb.callback(dev->config_cb.private);
+	spin_unlock_irq(&dev->irq_lock);
+}
+
+/* Forget what the driver configured in a virtqueue.  dev->lock held. */
+static void vduse_vq_reset(struct vduse_virtqueue *vq)
+{
+	struct eventfd_ctx *kickfd;
+
+	WRITE_ONCE(vq->ready, false);
+	vq->num = 0;
+	vq->desc_addr = 0;
+	vq->driver_addr = 0;
+	vq->device_addr = 0;
+	memset(&vq->state, 0, sizeof(vq->state));
+
+	spin_lock_irq(&vq->kick_lock);
+	kickfd = vq->kickfd;
+	vq->kickfd = NULL;
+	vq->kicked = false;
+	spin_unlock_irq(&vq->kick_lock);
+	if (kickfd)
+		eventfd_ctx_put(kickfd);
+
+	spin_lock_irq(&vq->irq_lock);
+	memset(&vq->cb, 0, sizeof(vq->cb));
+	spin_unlock_irq(&vq->irq_lock);
+}
+
+/*
+ * Return the device to its state after creation, whatever the daemon
+ * said about the reset.  Group to address space assignments stay.
+ */
+static void vduse_dev_reset(struct vduse_dev *dev)
+{
+	u32 i;
+
+	mutex_lock(&dev->domain_lock);
+	for (i = 0; i < dev->nas; i++)
+		if (dev->domains[i])
+			vduse_domain_reset_bounce_map(dev->domains[i]);
+	mutex_unlock(&dev->domain_lock);
+
+	mutex_lock(&dev->lock);
+	WRITE_ONCE(dev->status, 0);
+	WRITE_ONCE(dev->driver_features, 0);
+	WRITE_ONCE(dev->suspended, false);
+	dev->generation++;
+
+	spin_lock_irq(&dev->irq_lock);
+	memset(&dev->config_cb, 0, sizeof(dev->config_cb));
+	spin_unlock_irq(&dev->irq_lock);
+
+	for (i = 0; i < dev->vq_num; i++)
+		vduse_vq_reset(dev->vqs[i]);
+	mutex_unlock(&dev->lock);
+
+	flush_work(&dev->inject_work);
+	for (i = 0; i < dev->vq_num; i++) {
+		flush_work(&dev->vqs[i]->inject_work);
+		flush_work(&dev->vqs[i]->kick_work);
+	}
+}
+
+static struct vduse_dev *vdpa_to_vduse(struct vdpa_device *vdpa)
+{
+	return container_of(vdpa, struct vduse_vdpa, vdpa)->dev;
+}
+
+static int vduse_vdpa_set_vq_address(struct vdpa_device *vdpa, u16 idx,
+				     u64 desc_area, u64 driver_area,
+				     u64 device_area)
+{
+	struct vduse_dev *dev = vdpa_to_vduse(vdpa);
+	struct vduse_virtqueue *vq = vduse_dev_vq(dev, idx);
+
+	if (!vq)
+		return -EINVAL;
+	mutex_lock(&dev->lock);
+	vq->desc_addr = desc_area;
+	vq->driver_addr = driver_area;
+	vq->device_addr = device_area;
+	mutex_unlock(&dev->lock);
+	return 0;
+}
+
+static void vduse_vdpa_kick_vq(struct vdpa_device *vdpa, u16 idx)
+{
+	struct vduse_virtqueue *vq = vduse_dev_vq(vdpa_to_vduse(vdpa), idx);
+
+	if (vq)
+		vduse_vq_kick(vq);
+}
+
+static void vduse_vdpa_set_vq_cb(struct vdpa_device *vdpa, u16 idx,
+				 struct vdpa_callback *cb)
+{
+	struct vduse_virtqueue *vq = vduse_dev_vq(vdpa_to_vduse(vdpa), idx);
+
+	if (!vq)
+		return;
+	spin_lock_irq(&vq->irq_lock);
+	vq->cb.callback = cb->callback;
+	vq->cb.private = cb->private;
+	vq->cb.trigger = cb->trigger;
+	spin_unlock_irq(&vq->irq_lock);
+}
+
+static void vduse_vdpa_set_vq_num(struct vdpa_device *vdpa, u16 idx, u32 num)
+{
+	struct vduse_dev *dev = vdpa_to_vduse(vdpa);
+	struct vduse_virtqueue *vq = vduse_dev_vq(dev, idx);
+
+	if (!vq)
+		return;
+	mutex_lock(&dev->lock);
+	vq->num = num;
+	mutex_unlock(&dev->lock);
+}
+
+static u16 vduse_vdpa_get_vq_size(struct vdpa_device *vdpa, u16 idx)
+{
+	struct vduse_virtqueue *vq = vduse_dev_vq(vdpa_to_vduse(vdpa), idx);
+	u32 num;
+
+	if (!vq)
+		return 0;
+	num = READ_ONCE(vq->num);
+	return num ? num : READ_ONCE(vq->num_max);
+}
+
+static u32 vduse_vdpa_get_vq_group(struct vdpa_device *vdpa, u16 idx)
+{
+	struct vduse_dev *dev = vdpa_to_vduse(vdpa);
+	struct vduse_virtqueue *vq = vduse_dev_vq(dev, idx);
+
+	if (!vq || dev->api_version < VDUSE_API_VERSION_1)
+		return 0;
+	return READ_ONCE(vq->group);
+}
+
+static void vduse_vdpa_set_vq_ready(struct vdpa_device *vdpa, u16 idx,
+				    bool ready)
+{
+	struct vduse_dev *dev = vdpa_to_vduse(vdpa);
+	struct vduse_virtqueue *vq = vduse_dev_vq(dev, idx);
+
+	if (!vq)
+		return;
+	mutex_lock(&dev->lock);
+	WRITE_ONCE(vq->ready, ready);
+	mutex_unlock(&dev->lock);
+
+	/*
+	 * With QUEUE_READY the daemon learns about the change at once.  The
+	 * state is updated first so that VQ_GET_INFO issued while handling
+	 * the request already agrees with it.
+	 */
+	if (!(dev->vduse_features & BIT_ULL(VDUSE_F_QUEUE_READY)))
+		return;
+	if (vduse_msg_set_vq_ready(dev, idx, ready) == -EIO)
+		vduse_dev_mark_broken(dev);
+}
+
+static bool vduse_vdpa_get_vq_ready(struct vdpa_device *vdpa, u16 idx)
+{
+	struct vduse_virtqueue *vq = vduse_dev_vq(vdpa_to_vduse(vdpa), idx);
+
+	return vq && READ_ONCE(vq->ready);
+}
+
+static int vduse_vdpa_set_vq_state(struct vdpa_device *vdpa, u16 idx,
+				   const struct vdpa_vq_state *state)
+{
+	struct vduse_dev *dev = vdpa_to_vduse(vdpa);
+	struct vduse_virtqueue *vq = vduse_dev_vq(dev, idx);
+
+	if (!vq)
+		return -EINVAL;
+	mutex_lock(&dev->lock);
+	vq->state = *state;
+	mutex_unlock(&dev->lock);
+	return 0;
+}
+
+static int vduse_vdpa_get_vq_state(struct vdpa_device *vdpa, u16 idx,
+				   struct vdpa_vq_state *state)
+{
+	struct vduse_dev *dev = vdpa_to_vduse(vdpa);
+	struct vduse_virtqueue *vq = vduse_dev_vq(dev, idx);
+
+	if (!vq)
+		return -EINVAL;
+	return vduse_msg_get_vq_state(dev, vq, state);
+}
+
+static u32 vduse_vdpa_get_vq_align(struct vdpa_device *vdpa)
+{
+	return vdpa_to_vduse(vdpa)->vq_align;
+}
+
+static u64 vduse_vdpa_get_device_features(struct vdpa_device *vdpa)
+{
+	return vdpa_to_vduse(vdpa)->device_features;
+}
+
+static int vduse_vdpa_set_driver_features(struct vdpa_device *vdpa,
+					  u64 features)
+{
+	struct vduse_dev *dev = vdpa_to_vduse(vdpa);
+
+	mutex_lock(&dev->lock);
+	WRITE_ONCE(dev->driver_features, features);
+	mutex_unlock(&dev->lock);
+	return 0;
+}
+
+static u64 vduse_vdpa_get_driver_features(struct vdpa_device *vdpa)
+{
+	return READ_ONCE(vdpa_to_vduse(vdpa)->driver_features);
+}
+
+static void vduse_vdpa_set_config_cb(struct vdpa_device *vdpa,
+				     struct vdpa_callback *cb)
+{
+	struct vduse_dev *dev = vdpa_to_vduse(vdpa);
+
+	spin_lock_irq(&dev->irq_lock);
+	dev->config_cb.callback = cb->callback;
+	dev->config_cb.private = cb->private;
+	spin_unlock_irq(&dev->irq_lock);
+}
+
+static u16 vduse_vdpa_get_vq_num_max(struct vdpa_device *vdpa)
+{
+	struct vduse_dev *dev = vdpa_to_vduse(vdpa);
+	u16 num_max = 0;
+	u32 i;
+
+	for (i = 0; i < dev->vq_num; i++)
+		num_max = max(num_max, READ_ONCE(dev->vqs[i]->num_max));
+	return num_max;
+}
+
+static u32 vduse_vdpa_get_device_id(struct vdpa_device *vdpa)
+{
+	return vdpa_to_vduse(vdpa)->device_id;
+}
+
+static u32 vduse_vdpa_get_vendor_id(struct vdpa_device *vdpa)
+{
+	return vdpa_to_vduse(vdpa)->vendor_id;
+}
+
+static u8 vduse_vdpa_get_status(struct vdpa_device *vdpa)
+{
+	return READ_ONCE(vdpa_to_vduse(vdpa)->status);
+}
+
+static int vduse_vdpa_reset(struct vdpa_device *vdpa)
+{
+	struct vduse_dev *dev = vdpa_to_vduse(vdpa);
+	int ret = vduse_msg_set_status(dev, 0);
+
+	vduse_dev_reset(dev);
+	return ret;
+}
+
+static void vduse_vdpa_set_status(struct vdpa_device *vdpa, u8 status)
+{
+	struct vduse_dev *dev = vdpa_to_vduse(vdpa);
+
+	if (!status) {
+		vduse_vdpa_reset(vdpa);
+		return;
+	}
+	/* A refused status is not stored: the driver sees it did not stick. */
+	if (vduse_msg_set_status(dev, status))
+		return;
+	mutex_lock(&dev->lock);
+	WRITE_ONCE(dev->status, status);
+	mutex_unlock(&dev->lock);
+}
+
+static size_t vduse_vdpa_get_config_size(struct vdpa_device *vdpa)
+{
+	return vdpa_to_vduse(vdpa)->config_size;
+}
+
+static void vduse_vdpa_get_config(struct vdpa_device *vdpa,
+				  unsigned int offset, void *buf,
+				  unsigned int len)
+{
+	struct vduse_dev *dev = vdpa_to_vduse(vdpa);
+	unsigned int n = 0;
+
+	spin_lock(&dev->config_lock);
+	if (offset < dev->config_size) {
+		n = min(len, dev->config_size - offset);
+		memcpy(buf, dev->config + offset, n);
+	}
+	spin_unlock(&dev->config_lock);
+	/* Bytes beyond the configuration space read as zero. */
+	memset(buf + n, 0, len - n);
+}
+
+static void vduse_vdpa_set_config(struct vdpa_device *vdpa,
+				  unsigned int offset, const void *buf,
+				  unsigned int len)
+{
+	/* The configuration space is read-only for the driver. */
+}
+
+static u32 vduse_vdpa_get_generation(struct vdpa_device *vdpa)
+{
+	return READ_ONCE(vdpa_to_vduse(vdpa)->generation);
+}
+
+static int vduse_vdpa_set_vq_affinity(struct vdpa_device *vdpa, u16 idx,
+				      const struct cpumask *cpu_mask)
+{
+	struct vduse_virtqueue *vq = vduse_dev_vq(vdpa_to_vduse(vdpa), idx);
+
+	if (!vq)
+		return -EINVAL;
+	spin_lock_irq(&vq->irq_lock);
+	if (cpu_mask)
+		cpumask_copy(vq->irq_affinity, cpu_mask);
+	else
+		cpumask_setall(vq->irq_affinity);
+	spin_unlock_irq(&vq->irq_lock);
+	return 0;
+}
+
+static const struct cpumask *vduse_vdpa_get_vq_affinity(struct vdpa_device *vdpa,
+							u16 idx)
+{
+	struct vduse_virtqueue *vq = vduse_dev_vq(vdpa_to_vduse(vdpa), idx);
+
+	return vq ? vq->irq_affinity : cpu_possible_mask;
+}
+
+static int vduse_vdpa_suspend(struct vdpa_device *vdpa)
+{
+	struct vduse_dev *dev = vdpa_to_vduse(vdpa);
+	int ret = vduse_msg_suspend(dev);
+
+	if (ret)
+		return ret;
+	mutex_lock(&dev->lock);
+	WRITE_ONCE(dev->suspended, true);
+	mutex_unlock(&dev->lock);
+	return 0;
+}
+
+static int vduse_vdpa_set_map(struct vdpa_device *vdpa, unsigned int asid,
+			      struct vhost_iotlb *iotlb)
+{
+	struct vduse_dev *dev = vdpa_to_vduse(vdpa);
+	struct vduse_iova_domain *domain;
+	int ret;
+
+	if (asid >= dev->nas)
+		return -EINVAL;
+	domain = dev->domains[array_index_nospec(asid, dev->nas)];
+
+	ret = vduse_domain_set_map(domain, iotlb);
+	if (ret)
+		return ret;
+	/* The daemon must drop every cached translation of this space. */
+	ret = vduse_msg_update_iotlb(dev, asid, 0, ULLONG_MAX);
+	if (ret)
+		vduse_domain_clear_map(domain);
+	return ret;
+}
+
+static int vduse_vdpa_set_group_asid(struct vdpa_device *vdpa,
+				     unsigned int group, unsigned int asid)
+{
+	struct vduse_dev *dev = vdpa_to_vduse(vdpa);
+	int ret;
+
+	if (group >= dev->ngroups || asid >= dev->nas)
+		return -EINVAL;
+	/* Version 0 has a single group in a single address space. */
+	if (dev->api_version < VDUSE_API_VERSION_1)
+		return 0;
+
+	ret = vduse_msg_set_group_asid(dev, group, asid);
+	if (ret)
+		return ret;
+	WRITE_ONCE(dev->groups[array_index_nospec(group, dev->ngroups)].asid,
+		   asid);
+	return 0;
+}
+
+static union virtio_map vduse_vdpa_get_vq_map(struct vdpa_device *vdpa,
+					      u16 idx)
+{
+	struct vduse_dev *dev = vdpa_to_vduse(vdpa);
+	struct vduse_virtqueue *vq = vduse_dev_vq(dev, idx);
+	union virtio_map map = { .group = &dev->groups[0] };
+	u32 group;
+
+	if (vq && dev->api_version >= VDUSE_API_VERSION_1) {
+		group = READ_ONCE(vq->group);
+		map.group = &dev->groups[array_index_nospec(group,
+							    dev->ngroups)];
+	}
+	return map;
+}
+
+/*
+ * The vDPA device is gone: forget it, and drop the mappings its driver
+ * installed with set_map.  Runs once the core's last reference is put.
+ */
+static void vduse_vdpa_free(struct vdpa_device *vdpa)
+{
+	struct vduse_dev *dev = vdpa_to_vduse(vdpa);
+	u32 i;
+
+	/* Allocation failed before the device was linked to us. */
+	if (!dev)
+		return;
+
+	for (i = 0; i < dev->nas; i++)
+		if (dev->domains[i])
+			vduse_domain_clear_map(dev->domains[i]);
+
+	mutex_lock(&vduse_lock);
+	dev->vdev = NULL;
+	mutex_unlock(&vduse_lock);
+}
+
+/*
+ * Two tables: vhost-vdpa advertises suspend when the op exists, so it is
+ * only present for devices created with VDUSE_F_SUSPEND.
+ */
+#define VDUSE_VDPA_COMMON_OPS						\
+	.set_vq_address		= vduse_vdpa_set_vq_address,		\
+	.kick_vq		= vduse_vdpa_kick_vq,			\
+	.set_vq_cb		= vduse_vdpa_set_vq_cb,			\
+	.set_vq_num		= vduse_vdpa_set_vq_num,		\
+	.get_vq_size		= vduse_vdpa_get_vq_size,		\
+	.get_vq_group		= vduse_vdpa_get_vq_group,		\
+	.set_vq_ready		= vduse_vdpa_set_vq_ready,		\
+	.get_vq_ready		= vduse_vdpa_get_vq_ready,		\
+	.set_vq_state		= vduse_vdpa_set_vq_state,		\
+	.get_vq_state		= vduse_vdpa_get_vq_state,		\
+	.get_vq_align		= vduse_vdpa_get_vq_align,		\
+	.get_device_features	= vduse_vdpa_get_device_features,	\
+	.set_driver_features	= vduse_vdpa_set_driver_features,	\
+	.get_driver_features	= vduse_vdpa_get_driver_features,	\
+	.set_config_cb		= vduse_vdpa_set_config_cb,		\
+	.get_vq_num_max		= vduse_vdpa_get_vq_num_max,		\
+	.get_device_id		= vduse_vdpa_get_device_id,		\
+	.get_vendor_id		= vduse_vdpa_get_vendor_id,		\
+	.get_status		= vduse_vdpa_get_status,		\
+	.set_status		= vduse_vdpa_set_status,		\
+	.get_config_size	= vduse_vdpa_get_config_size,		\
+	.get_config		= vduse_vdpa_get_config,		\
+	.set_config		= vduse_vdpa_set_config,		\
+	.get_generation		= vduse_vdpa_get_generation,		\
+	.set_vq_affinity	= vduse_vdpa_set_vq_affinity,		\
+	.get_vq_affinity	= vduse_vdpa_get_vq_affinity,		\
+	.reset			= vduse_vdpa_reset,			\
+	.set_map		= vduse_vdpa_set_map,			\
+	.set_group_asid		= vduse_vdpa_set_group_asid,		\
+	.get_vq_map		= vduse_vdpa_get_vq_map,		\
+	.free			= vduse_vdpa_free
+
+static const struct vdpa_config_ops vduse_vdpa_ops = {
+	VDUSE_VDPA_COMMON_OPS,
+};
+
+static const struct vdpa_config_ops vduse_vdpa_suspend_ops = {
+	VDUSE_VDPA_COMMON_OPS,
+	.suspend		= vduse_vdpa_suspend,
+};
+
+/* ==================================================================== */
+/* 4. Map ops                                                            */
+/* ==================================================================== */
+
+/*
+ * virtio_vdpa maps through these with the token get_vq_map returned: a
+ * virtqueue group.  The group's current address space selects the domain.
+ */
+
+static struct vduse_iova_domain *vduse_map_domain(union virtio_map map)
+{
+	struct vduse_vq_group *group = map.group;
+	struct vduse_dev *dev;
+	u32 asid;
+
+	if (!group)
+		return NULL;
+	dev = group->dev;
+	asid = READ_ONCE(group->asid);
+	return dev->domains[array_index_nospec(asid, dev->nas)];
+}
+
+static dma_addr_t vduse_map_map_page(union virtio_map map, struct page *page,
+				     unsigned long offset, size_t size,
+				     enum dma_data_direction dir,
+				     unsigned long attrs)
+{
+	struct vduse_iova_domain *domain = vduse_map_domain(map);
+
+	if (!domain)
+		return DMA_MAPPING_ERROR;
+	return vduse_domain_map_page(domain, page, offset, size, dir, attrs);
+}
+
+static void vduse_map_unmap_page(union virtio_map map, dma_addr_t dma_addr,
+				 size_t size, enum dma_data_direction dir,
+				 unsigned long attrs)
+{
+	struct vduse_iova_domain *domain = vduse_map_domain(map);
+
+	if (domain)
+		vduse_domain_unmap_page(domain, dma_addr, size, dir, attrs);
+}
+
+static void vduse_map_sync_single_for_cpu(union virtio_map map,
+					  dma_addr_t dma_addr, size_t size,
+					  enum dma_data_direction dir)
+{
+	struct vduse_iova_domain *domain = vduse_map_domain(map);
+
+	if (domain)
+		vduse_domain_sync_single_for_cpu(domain, dma_addr, size, dir);
+}
+
+static void vduse_map_sync_single_for_device(union virtio_map map,
+					     dma_addr_t dma_addr, size_t size,
+					     enum dma_data_direction dir)
+{
+	struct vduse_iova_domain *domain = vduse_map_domain(map);
+
+	if (domain)
+		vduse_domain_sync_single_for_device(domain, dma_addr, size,
+						    dir);
+}
+
+static void *vduse_map_alloc(union virtio_map map, size_t size,
+			     dma_addr_t *dma_addr, gfp_t gfp)
+{
+	struct vduse_iova_domain *domain = vduse_map_domain(map);
+	void *vaddr = NULL;
+
+	*dma_addr = DMA_MAPPING_ERROR;
+	if (domain)
+		vaddr = vduse_domain_alloc_coherent(domain, size, dma_addr,
+						    gfp);
+	return vaddr;
+}
+
+static void vduse_map_free(union virtio_map map, size_t size, void *vaddr,
+			   dma_addr_t dma_addr, unsigned long attrs)
+{
+	struct vduse_iova_domain *domain = vduse_map_domain(map);
+
+	if (domain && vaddr)
+		vduse_domain_free_coherent(domain, size, vaddr, dma_addr);
+}
+
+static bool vduse_map_need_sync(union virtio_map map, dma_addr_t dma_addr)
+{
+	struct vduse_iova_domain *domain = vduse_map_domain(map);
+
+	return domain && vduse_domain_need_sync(domain, dma_addr);
+}
+
+static int vduse_map_mapping_error(union virtio_map map, dma_addr_t dma_addr)
+{
+	return dma_addr == DMA_MAPPING_ERROR ? -ENOMEM : 0;
+}
+
+static size_t vduse_map_max_mapping_size(union virtio_map map)
+{
+	struct vduse_iova_domain *domain = vduse_map_domain(map);
+
+	return domain ? vduse_domain_bounce_size(domain) : 0;
+}
+
+static const struct virtio_map_ops vduse_map_ops = {
+	.map_page		= vduse_map_map_page,
+	.unmap_page		= vduse_map_unmap_page,
+	.sync_single_for_cpu	= vduse_map_sync_single_for_cpu,
+	.sync_single_for_device	= vduse_map_sync_single_for_device,
+	.alloc			= vduse_map_alloc,
+	.free			= vduse_map_free,
+	.need_sync		= vduse_map_need_sync,
+	.mapping_error		= vduse_map_mapping_error,
+	.max_mapping_size	= vduse_map_max_mapping_size,
+};
+
+/* ==================================================================== */
+/* 5. Per-device char device, ioctls and sysfs                           */
+/* ==================================================================== */
+
+/*
+ * /dev/vduse/$NAME has one opener at a time.  Its file is the message
+ * channel (read requests, write replies) and the target of the device
+ * ioctls.  Closing it keeps the device and its vDPA attachment.
+ */
+
+static int vduse_dev_open(struct inode *inode, struct file *file)
+{
+	struct vduse_dev *dev;
+	int ret = 0;
+
+	mutex_lock(&vduse_lock);
+	dev = xa_load(&vduse_devs, iminor(inode));
+	if (!dev)
+		ret = -ENODEV;
+	else if (dev->connected)
+		ret = -EBUSY;
+	else
+		dev->connected = true;
+	mutex_unlock(&vduse_lock);
+	if (ret)
+		return ret;
+
+	file->private_data = dev;
+	return stream_open(inode, file);
+}
+
+static int vduse_dev_release(struct inode *inode, struct file *file)
+{
+	struct vduse_dev *dev = file->private_data;
+	u32 i;
+
+	/* Unanswered requests are read again by the next opener. */
+	spin_lock(&dev->msg_lock);
+	list_splice_init(&dev->recv_list, &dev->send_list);
+	spin_unlock(&dev->msg_lock);
+
+	mutex_lock(&dev->domain_lock);
+	for (i = 0; i < dev->nas; i++)
+		if (dev->domains[i])
+			vduse_domain_drop_umem(dev->domains[i]);
+	mutex_unlock(&dev->domain_lock);
+
+	mutex_lock(&vduse_lock);
+	dev->connected = false;
+	mutex_unlock(&vduse_lock);
+	return 0;
+}
+
+static bool vduse_msg_pending(struct vduse_dev *dev)
+{
+	return !list_empty_careful(&dev->send_list);
+}
+
+static ssize_t vduse_dev_read_iter(struct kiocb *iocb, struct iov_iter *to)
+{
+	struct file *file = iocb->ki_filp;
+	struct vduse_dev *dev = file->private_data;
+	struct vduse_dev_request req;
+	struct vduse_msg *msg;
+	int ret;
+
+	if (iov_iter_count(to) < sizeof(req))
+		return -EINVAL;
+
+	spin_lock(&dev->msg_lock);
+	while (list_empty(&dev->send_list)) {
+		spin_unlock(&dev->msg_lock);
+		if ((file->f_flags & O_NONBLOCK) ||
+		    (iocb->ki_flags & IOCB_NOWAIT))
+			return -EAGAIN;
+		ret = wait_event_interruptible_exclusive(dev->waitq,
+							 vduse_msg_pending(dev));
+		if (ret)
+			return ret;
+		spin_lock(&dev->msg_lock);
+	}
+	msg = list_first_entry(&dev->send_list, struct vduse_msg, list);
+	list_move_tail(&msg->list, &dev->recv_list);
+	req = msg->req;
+	spin_unlock(&dev->msg_lock);
+
+	if (copy_to_iter(&req, sizeof(req), to) == sizeof(req))
+		return sizeof(req);
+
+	/* Put it back at the head, unless it completed meanwhile. */
+	spin_lock(&dev->msg_lock);
+	msg = vduse_msg_find(&dev->recv_list, req.request_id);
+	if (msg)
+		list_move(&msg->list, &dev->send_list);
+	spin_unlock(&dev->msg_lock);
+	wake_up(&dev->waitq);
+	return -EFAULT;
+}
+
+static ssize_t vduse_dev_write_iter(struct kiocb *iocb, struct iov_iter *from)
+{
+	struct vduse_dev *dev = iocb->ki_filp->private_data;
+	struct vduse_dev_response resp;
+	struct vduse_msg *msg;
+	int ret = -ENOENT;
+
+	if (iov_iter_count(from) < sizeof(resp))
+		return -EINVAL;
+	if (!copy_from_iter_full(&resp, sizeof(resp), from))
+		return -EFAULT;
+	if (memchr_inv(resp.reserved, 0, sizeof(resp.reserved)))
+		return -EINVAL;
+
+	spin_lock(&dev->msg_lock);
+	msg = vduse_msg_find(&dev->recv_list, resp.request_id);
+	if (msg) {
+		msg->resp = resp;
+		vduse_msg_complete(msg, resp.result);
+		ret = sizeof(resp);
+	}
+	spin_unlock(&dev->msg_lock);
+
+	return ret;
+}
+
+static __poll_t vduse_dev_poll(struct file *file, poll_table *wait)
+{
+	struct vduse_dev *dev = file->private_data;
+	__poll_t mask = 0;
+
+	poll_wait(file, &dev->waitq, wait);
+
+	spin_lock(&dev->msg_lock);
+	if (dev->broken)
+		mask |= EPOLLERR;
+	if (!list_empty(&dev->send_list))
+		mask |= EPOLLIN | EPOLLRDNORM;
+	if (!list_empty(&dev->recv_list))
+		mask |= EPOLLOUT | EPOLLWRNORM;
+	spin_unlock(&dev->msg_lock);
+
+	return mask;
+}
+
+/* Resolve an address space and look up a region of its IOTLB. */
+static int vduse_dev_find_region(struct vduse_dev *dev, u32 asid,
+				 u64 start, u64 last,
+				 struct vduse_domain_region *region)
+{
+	struct vduse_iova_domain *domain;
+	int ret = -EINVAL;
+
+	if (start > last || asid >= dev->nas)
+		return -EINVAL;
+
+	mutex_lock(&dev->domain_lock);
+	domain = dev->domains[array_index_nospec(asid, dev->nas)];
+	if (domain)
+		ret = vduse_domain_find_region(domain, start, last, region);
+	mutex_unlock(&dev->domain_lock);
+	return ret;
+}
+
+/* Perm bits of the IOTLB are the VDUSE_ACCESS_* values. */
+static u8 vduse_perm(u32 perm)
+{
+	return perm & VDUSE_ACCESS_RW;
+}
+
+/*
+ * The fd is installed only after the entry was copied out, so a fault on
+ * the copy never leaves a stray descriptor behind.
+ */
+static long vduse_dev_finish_get_fd(struct file *file, void __user *argp,
+				    const void *entry, size_t size)
+{
+	long ret = -EFAULT;
+
+	if (!copy_to_user(argp, entry, size))
+		ret = vduse_install_fd(file);
+	fput(file);
+	return ret;
+}
+
+static long vduse_dev_ioctl_get_fd(struct vduse_dev *dev, void __user *argp)
+{
+	struct vduse_domain_region region;
+	struct vduse_iotlb_entry entry;
+	int ret;
+
+	if (copy_from_user(&entry, argp, sizeof(entry)))
+		return -EFAULT;
+	ret = vduse_dev_find_region(dev, 0, entry.start, entry.last, &region);
+	if (ret)
+		return ret;
+
+	memset(&entry, 0, sizeof(entry));
+	entry.offset = region.offset;
+	entry.start = region.start;
+	entry.last = region.last;
+	entry.perm = vduse_perm(region.perm);
+	return vduse_dev_finish_get_fd(region.file, argp, &entry,
+				       sizeof(entry));
+}
+
+static long vduse_dev_ioctl_get_fd2(struct vduse_dev *dev, void __user *argp)
+{
+	struct vduse_domain_region region;
+	struct vduse_iotlb_entry_v2 entry;
+	u32 asid;
+	int ret;
+
+	if (dev->api_version < VDUSE_API_VERSION_1)
+		return -ENOTTY;
+	if (copy_from_user(&entry, argp, sizeof(entry)))
+		return -EFAULT;
+	if (memchr_inv(entry.reserved, 0, sizeof(entry.reserved)))
+		return -EINVAL;
+	asid = entry.asid;
+	ret = vduse_dev_find_region(dev, asid, entry.start, entry.last,
+				    &region);
+	if (ret)
+		return ret;
+
+	memset(&entry, 0, sizeof(entry));
+	entry.offset = region.offset;
+	entry.start = region.start;
+	entry.last = region.last;
+	entry.perm = vduse_perm(region.perm);
+	entry.asid = asid;
+	return vduse_dev_finish_get_fd(region.file, argp, &entry,
+				       sizeof(entry));
+}
+
+static long vduse_dev_ioctl_set_config(struct vduse_dev *dev,
+				       void __user *argp)
+{
+	struct vduse_config_data data;
+	void *buf;
+
+	if (copy_from_user(&data, argp, sizeof(data)))
+		return -EFAULT;
+	if (data.offset > dev->config_size || !data.length ||
+	    data.length > dev->config_size - data.offset)
+		return -EINVAL;
+
+	buf = memdup_user(argp + sizeof(data), data.length);
+	if (IS_ERR(buf))
+		return PTR_ERR(buf);
+
+	spin_lock(&dev->config_lock);
+	memcpy(dev->config + data.offset, buf, data.length);
+	spin_unlock(&dev->config_lock);
+	kfree(buf);
+	return 0;
+}
+
+static long vduse_dev_ioctl_inject_config_irq(struct vduse_dev *dev)
+{
+	if (!vduse_dev_driver_ok(dev))
+		return -EINVAL;
+	queue_work(vduse_irq_wq, &dev->inject_work);
+	return 0;
+}
+
+static long vduse_vq_setup(struct vduse_dev *dev, void __user *argp)
+{
+	struct vduse_vq_config config;
+	struct vduse_virtqueue *vq;
+	long ret = 0;
+
+	if (copy_from_user(&config, argp, sizeof(config)))
+		return -EFAULT;
+	vq = vduse_dev_vq(dev, config.index);
+	if (!vq || config.reserved1 ||
+	    memchr_inv(config.reserved2, 0, sizeof(config.reserved2)))
+		return -EINVAL;
+	if (dev->api_version < VDUSE_API_VERSION_1 ? config.group != 0 :
+	    config.group >= dev->ngroups)
+		return -EINVAL;
+
+	mutex_lock(&dev->lock);
+	/* Groups are fixed once the driver is running. */
+	if (dev->api_version >= VDUSE_API_VERSION_1 &&
+	    (dev->status & VIRTIO_CONFIG_S_DRIVER_OK)) {
+		ret = -EBUSY;
+	} else {
+		WRITE_ONCE(vq->num_max, config.max_size);
+		WRITE_ONCE(vq->group, config.group);
+	}
+	mutex_unlock(&dev->lock);
+	return ret;
+}
+
+/* Fill @info for the virtqueue @info->index (already validated). */
+static void vduse_vq_get_info(struct vduse_dev *dev,
+			      struct vduse_virtqueue *vq,
+			      struct vduse_vq_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->index = vq->index;
+
+	mutex_lock(&dev->lock);
+	info->num = vq->num;
+	info->desc_addr = vq->desc_addr;
+	info->driver_addr = vq->driver_addr;
+	info->device_addr = vq->device_addr;
+	if (dev->driver_features & BIT_ULL(VIRTIO_F_RING_PACKED)) {
+		info->packed.last_avail_counter =
+			vq->state.packed.last_avail_counter;
+		info->packed.last_avail_idx = vq->state.packed.last_avail_idx;
+		info->packed.last_used_counter =
+			vq->state.packed.last_used_counter;
+		info->packed.last_used_idx = vq->state.packed.last_used_idx;
+	} else {
+		info->split.avail_index = vq->state.split.avail_index;
+	}
+	info->ready = vq->ready;
+	mutex_unlock(&dev->lock);
+}
+
+static long vduse_vq_ioctl_get_info(struct vduse_dev *dev, void __user *argp)
+{
+	struct vduse_vq_info info;
+	struct vduse_virtqueue *vq;
+	u32 index;
+
+	if (get_user(index, (u32 __user *)argp))
+		return -EFAULT;
+	vq = vduse_dev_vq(dev, index);
+	if (!vq)
+		return -EINVAL;
+
+	vduse_vq_get_info(dev, vq, &info);
+	if (copy_to_user(argp, &info, sizeof(info)))
+		return -EFAULT;
+	return 0;
+}
+
+static long vduse_vq_setup_kickfd(struct vduse_dev *dev, void __user *argp)
+{
+	struct eventfd_ctx *ctx = NULL, *old;
+	struct vduse_vq_eventfd eventfd;
+	struct vduse_virtqueue *vq;
+
+	if (copy_from_user(&eventfd, argp, sizeof(eventfd)))
+		return -EFAULT;
+	vq = vduse_dev_vq(dev, eventfd.index);
+	if (!vq)
+		return -EINVAL;
+
+	if (eventfd.fd >= 0) {
+		ctx = eventfd_ctx_fdget(eventfd.fd);
+		if (IS_ERR(ctx))
+			return PTR_ERR(ctx);
+	} else if (eventfd.fd != VDUSE_EVENTFD_DEASSIGN) {
+		/* Other negative values are accepted and ignored. */
+		return 0;
+	}
+
+	spin_lock_irq(&vq->kick_lock);
+	old = vq->kickfd;
+	vq->kickfd = ctx;
+	/* Deliver a kick that arrived while no eventfd was installed. */
+	if (ctx && READ_ONCE(vq->ready) && vq->kicked) {
+		vduse_eventfd_signal(ctx);
+		vq->kicked = false;
+	}
+	spin_unlock_irq(&vq->kick_lock);
+
+	if (old)
+		eventfd_ctx_put(old);
+	return 0;
+}
+
+/* Next online CPU of the affinity mask, round robin.  irq_lock held. */
+static int vduse_vq_next_cpu(struct vduse_virtqueue *vq)
+{
+	int cpu;
+
+	cpu = cpumask_next_and(vq->irq_effective_cpu, vq->irq_affinity,
+			       cpu_online_mask);
+	if (cpu >= nr_cpu_ids)
+		cpu = cpumask_first_and(vq->irq_affinity, cpu_online_mask);
+	vq->irq_effective_cpu = cpu < nr_cpu_ids ? cpu : -1;
+	return vq->irq_effective_cpu;
+}
+
+static long vduse_vq_inject_irq(struct vduse_dev *dev, void __user *argp)
+{
+	struct vduse_virtqueue *vq;
+	long ret = 0;
+	u32 index;
+	int cpu;
+
+	if (get_user(index, (u32 __user *)argp))
+		return -EFAULT;
+	vq = vduse_dev_vq(dev, index);
+	if (!vq)
+		return -EINVAL;
+
+	spin_lock_irq(&vq->irq_lock);
+	if (READ_ONCE(dev->suspended))
+		goto unlock;
+	/* vhost-vdpa's irqfd: signal it directly. */
+	if (READ_ONCE(vq->ready) && vq->cb.trigger) {
+		vduse_eventfd_signal(vq->cb.trigger);
+		goto unlock;
+	}
+	if (!vduse_dev_driver_ok(dev)) {
+		ret = -EINVAL;
+		goto unlock;
+	}
+	cpu = vduse_vq_next_cpu(vq);
+	if (cpu < 0)
+		queue_work(vduse_irq_wq, &vq->inject_work);
+	else
+		queue_work_on(cpu, vduse_irq_bound_wq, &vq->inject_work);
+unlock:
+	spin_unlock_irq(&vq->irq_lock);
+	return ret;
+}
+
+/* Validate the address space fields shared by the umem and info ioctls. */
+static int vduse_dev_check_asid(struct vduse_dev *dev, u32 asid,
+				const u32 *reserved, size_t reserved_size)
+{
+	if (memchr_inv(reserved, 0, reserved_size))
+		return -EINVAL;
+	if (dev->api_version < VDUSE_API_VERSION_1 && asid)
+		return -EINVAL;
+	if (asid >= dev->nas)
+		return -EINVAL;
+	return 0;
+}
+
+static long vduse_dev_ioctl_umem(struct vduse_dev *dev, void __user *argp,
+				 bool reg)
+{
+	struct vduse_iova_domain *domain;
+	struct vduse_iova_umem umem;
+	int ret;
+
+	if (copy_from_user(&umem, argp, sizeof(umem)))
+		return -EFAULT;
+	ret = vduse_dev_check_asid(dev, umem.asid, umem.reserved,
+				   sizeof(umem.reserved));
+	if (ret)
+		return ret;
+
+	mutex_lock(&dev->domain_lock);
+	domain = dev->domains[array_index_nospec(umem.asid, dev->nas)];
+	if (!domain)
+		ret = reg ? -EINVAL : -ENOENT;	/* nothing can be registered */
+	else if (reg)
+		ret = vduse_domain_reg_umem(domain, umem.uaddr, umem.iova,
+					    umem.size);
+	else
+		ret = vduse_domain_dereg_umem(domain, umem.iova, umem.size);
+	mutex_unlock(&dev->domain_lock);
+	return ret;
+}
+
+static long vduse_dev_ioctl_iova_info(struct vduse_dev *dev,
+				      void __user *argp)
+{
+	struct vduse_domain_region region;
+	struct vduse_iova_info info;
+	int ret;
+
+	if (copy_from_user(&info, argp, sizeof(info)))
+		return -EFAULT;
+	ret = vduse_dev_check_asid(dev, info.asid, info.reserved,
+				   sizeof(info.reserved));
+	if (ret)
+		return ret;
+	ret = vduse_dev_find_region(dev, info.asid, info.start, info.last,
+				    &region);
+	if (ret)
+		return ret;
+	fput(region.file);
+
+	info.start = region.start;
+	info.last = region.last;
+	info.capability = region.bounce ? VDUSE_IOVA_CAP_UMEM : 0;
+	if (copy_to_user(argp, &info, sizeof(info)))
+		return -EFAULT;
+	return 0;
+}
+
+static long vduse_dev_ioctl(struct file *file, unsigned int cmd,
+			    unsigned long arg)
+{
+	struct vduse_dev *dev = file->private_data;
+	void __user *argp = (void __user *)arg;
+
+	if (READ_ONCE(dev->broken))
+		return -EPERM;
+
+	switch (cmd) {
+	case VDUSE_IOTLB_GET_FD:
+		return vduse_dev_ioctl_get_fd(dev, argp);
+	case VDUSE_DEV_GET_FEATURES:
+		return put_user(READ_ONCE(dev->driver_features),
+				(u64 __user *)argp);
+	case VDUSE_DEV_SET_CONFIG:
+		return vduse_dev_ioctl_set_config(dev, argp);
+	case VDUSE_DEV_INJECT_CONFIG_IRQ:
+		return vduse_dev_ioctl_inject_config_irq(dev);
+	case VDUSE_VQ_SETUP:
+		return vduse_vq_setup(dev, argp);
+	case VDUSE_VQ_GET_INFO:
+		return vduse_vq_ioctl_get_info(dev, argp);
+	case VDUSE_VQ_SETUP_KICKFD:
+		return vduse_vq_setup_kickfd(dev, argp);
+	case VDUSE_VQ_INJECT_IRQ:
+		return vduse_vq_inject_irq(dev, argp);
+	case VDUSE_IOTLB_REG_UMEM:
+		return vduse_dev_ioctl_umem(dev, argp, true);
+	case VDUSE_IOTLB_DEREG_UMEM:
+		return vduse_dev_ioctl_umem(dev, argp, false);
+	case VDUSE_IOTLB_GET_INFO:
+		return vduse_dev_ioctl_iova_info(dev, argp);
+	case VDUSE_IOTLB_GET_FD2:
+		return vduse_dev_ioctl_get_fd2(dev, argp);
+	default:
+		return -ENOIOCTLCMD;
+	}
+}
+
+#ifdef CONFIG_COMPAT
+/*
+ * Where 32-bit userspace aligns u64 to 4 bytes (i386 on x86-64), two
+ * structures lose their tail padding and their ioctl numbers change.
+ * Elsewhere these layouts equal the native ones and the native path
+ * serves them.
+ */
+struct vduse_iotlb_entry_compat {
+	compat_u64 offset;
+	compat_u64 start;
+	compat_u64 last;
+	__u8 perm;
+};
+
+struct vduse_vq_info_compat {
+	__u32 index;
+	__u32 num;
+	compat_u64 desc_addr;
+	compat_u64 driver_addr;
+	compat_u64 device_addr;
+	union {
+		struct vduse_vq_state_split split;
+		struct vduse_vq_state_packed packed;
+	};
+	__u8 ready;
+};
+
+#define VDUSE_IOTLB_GET_FD_COMPAT \
+	_IOWR(VDUSE_BASE, 0x10, struct vduse_iotlb_entry_compat)
+#define VDUSE_VQ_GET_INFO_COMPAT \
+	_IOWR(VDUSE_BASE, 0x15, struct vduse_vq_info_compat)
+
+static long vduse_dev_compat_get_fd(struct vduse_dev *dev, void __user *argp)
+{
+	struct vduse_iotlb_entry_compat entry;
+	struct vduse_domain_region region;
+	int ret;
+
+	if (copy_from_user(&entry, argp, sizeof(entry)))
+		return -EFAULT;
+	ret = vduse_dev_find_region(dev, 0, entry.start, entry.last, &region);
+	if (ret)
+		return ret;
+
+	memset(&entry, 0, sizeof(entry));
+	entry.offset = region.offset;
+	entry.start = region.start;
+	entry.last = region.last;
+	entry.perm = vduse_perm(region.perm);
+	return vduse_dev_finish_get_fd(region.file, argp, &entry,
+				       sizeof(entry));
+}
+
+static long vduse_vq_compat_get_info(struct vduse_dev *dev, void __user *argp)
+{
+	struct vduse_vq_info_compat cinfo;
+	struct vduse_virtqueue *vq;
+	struct vduse_vq_info info;
+	u32 index;
+
+	if (get_user(index, (u32 __user *)argp))
+		return -EFAULT;
+	vq = vduse_dev_vq(dev, index);
+	if (!vq)
+		return -EINVAL;
+
+	vduse_vq_get_info(dev, vq, &info);
+	memset(&cinfo, 0, sizeof(cinfo));
+	cinfo.index = info.index;
+	cinfo.num = info.num;
+	cinfo.desc_addr = info.desc_addr;
+	cinfo.driver_addr = info.driver_addr;
+	cinfo.device_addr = info.device_addr;
+	cinfo.packed = info.packed;
+	cinfo.ready = info.ready;
+	if (copy_to_user(argp, &cinfo, sizeof(cinfo)))
+		return -EFAULT;
+	return 0;
+}
+
+static long vduse_dev_compat_ioctl(struct file *file, unsigned int cmd,
+				   unsigned long arg)
+{
+	struct vduse_dev *dev = file->private_data;
+	void __user *argp = compat_ptr(arg);
+
+	if (cmd == VDUSE_IOTLB_GET_FD_COMPAT && cmd != VDUSE_IOTLB_GET_FD) {
+		if (READ_ONCE(dev->broken))
+			return -EPERM;
+		return vduse_dev_compat_get_fd(dev, argp);
+	}
+	if (cmd == VDUSE_VQ_GET_INFO_COMPAT && cmd != VDUSE_VQ_GET_INFO) {
+		if (READ_ONCE(dev->broken))
+			return -EPERM;
+		return vduse_vq_compat_get_info(dev, argp);
+	}
+	return vduse_dev_ioctl(file, cmd, (unsigned long)argp);
+}
+#else
+#define vduse_dev_compat_ioctl NULL
+#endif
+
+static const struct file_operations vduse_dev_fops = {
+	.owner		= THIS_MODULE,
+	.open		= vduse_dev_open,
+	.release	= vduse_dev_release,
+	.read_iter	= vduse_dev_read_iter,
+	.write_iter	= vduse_dev_write_iter,
+	.poll		= vduse_dev_poll,
+	.unlocked_ioctl	= vduse_dev_ioctl,
+	.compat_ioctl	= vduse_dev_compat_ioctl,
+	.llseek		= noop_llseek,
+};
+
+/* sysfs: /sys/class/vduse/$NAME/{msg_timeout,bounce_size} */
+
+static ssize_t msg_timeout_show(struct device *device,
+				struct device_attribute *attr, char *buf)
+{
+	struct vduse_dev *dev = dev_get_drvdata(device);
+
+	return sysfs_emit(buf, "%u\n", READ_ONCE(dev->msg_timeout));
+}
+
+static ssize_t msg_timeout_store(struct device *device,
+				 struct device_attribute *attr,
+				 const char *buf, size_t count)
+{
+	struct vduse_dev *dev = dev_get_drvdata(device);
+	unsigned int timeout;
+	int ret;
+
+	ret = kstrtouint(buf, 10, &timeout);
+	if (ret)
+		return ret;
+	WRITE_ONCE(dev->msg_timeout, timeout);
+	return count;
+}
+static DEVICE_ATTR_RW(msg_timeout);
+
+static ssize_t bounce_size_show(struct device *device,
+				struct device_attribute *attr, char *buf)
+{
+	struct vduse_dev *dev = dev_get_drvdata(device);
+
+	return sysfs_emit(buf, "%u\n", READ_ONCE(dev->bounce_size));
+}
+
+static ssize_t bounce_size_store(struct device *device,
+				 struct device_attribute *attr,
+				 const char *buf, size_t count)
+{
+	struct vduse_dev *dev = dev_get_drvdata(device);
+	unsigned int size;
+	int ret;
+
+	ret = kstrtouint(buf, 10, &size);
+	if (ret)
+		return ret;
+	if (size < VDUSE_MIN_BOUNCE_SIZE || size > VDUSE_MAX_BOUNCE_SIZE)
+		return -EINVAL;
+
+	mutex_lock(&dev->domain_lock);
+	/* The domains are sized once, when they are created. */
+	if (dev->domains[0])
+		ret = -EPERM;
+	else
+		WRITE_ONCE(dev->bounce_size, round_down(size, PAGE_SIZE));
+	mutex_unlock(&dev->domain_lock);
+	return ret ? ret : count;
+}
+static DEVICE_ATTR_RW(bounce_size);
+
+static struct attribute *vduse_dev_attrs[] = {
+	&dev_attr_msg_timeout.attr,
+	&dev_attr_bounce_size.attr,
+	NULL
+};
+ATTRIBUTE_GROUPS(vduse_dev);
+
+/* sysfs: /sys/class/vduse/$NAME/vqN/irq_cb_affinity */
+
+struct vduse_vq_attribute {
+	struct attribute attr;
+	ssize_t (*show)(struct vduse_virtqueue *vq, char *buf);
+	ssize_t (*store)(struct vduse_virtqueue *vq, const char *buf,
+			 size_t count);
+};
+
+static ssize_t irq_cb_affinity_show(struct vduse_virtqueue *vq, char *buf)
+{
+	ssize_t ret;
+
+	spin_lock_irq(&vq->irq_lock);
+	ret = sysfs_emit(buf, "%*pb\n", cpumask_pr_args(vq->irq_affinity));
+	spin_unlock_irq(&vq->irq_lock);
+	return ret;
+}
+
+static ssize_t irq_cb_affinity_store(struct vduse_virtqueue *vq,
+				     const char *buf, size_t count)
+{
+	cpumask_var_t mask;
+	int ret;
+
+	if (!zalloc_cpumask_var(&mask, GFP_KERNEL))
+		return -ENOMEM;
+	ret = cpumask_parse(buf, mask);
+	if (!ret && !cpumask_intersects(mask, cpu_online_mask))
+		ret = -EINVAL;
+	if (!ret) {
+		spin_lock_irq(&vq->irq_lock);
+		cpumask_copy(vq->irq_affinity, mask);
+		spin_unlock_irq(&vq->irq_lock);
+	}
+	free_cpumask_var(mask);
+	return ret ? ret : count;
+}
+
+static struct vduse_vq_attribute vduse_vq_attr_irq_cb_affinity =
+	__ATTR_RW(irq_cb_affinity);
+
+static struct attribute *vduse_vq_attrs[] = {
+	&vduse_vq_attr_irq_cb_affinity.attr,
+	NULL
+};
+ATTRIBUTE_GROUPS(vduse_vq);
+
+static ssize_t vduse_vq_attr_show(struct kobject *kobj,
+				  struct attribute *attr, char *buf)
+{
+	struct vduse_virtqueue *vq = container_of(kobj, struct vduse_virtqueue,
+						  kobj);
+	struct vduse_vq_attribute *a = container_of(attr,
+						    struct vduse_vq_attribute,
+						    attr);
+
+	return a->show ? a->show(vq, buf) : -EIO;
+}
+
+static ssize_t vduse_vq_attr_store(struct kobject *kobj,
+				   struct attribute *attr,
+				   const char *buf, size_t count)
+{
+	struct vduse_virtqueue *vq = container_of(kobj, struct vduse_virtqueue,
+						  kobj);
+	struct vduse_vq_attribute *a = container_of(attr,
+						    struct vduse_vq_attribute,
+						    attr);
+
+	return a->store ? a->store(vq, buf, count) : -EIO;
+}
+
+static const struct sysfs_ops vduse_vq_sysfs_ops = {
+	.show = vduse_vq_attr_show,
+	.store = vduse_vq_attr_store,
+};
+
+static void vduse_vq_release(struct kobject *kobj)
+{
+	struct vduse_virtqueue *vq = container_of(kobj, struct vduse_virtqueue,
+						  kobj);
+
+	free_cpumask_var(vq->irq_affinity);
+	kfree(vq);
+}
+
+static const struct kobj_type vduse_vq_ktype = {
+	.release = vduse_vq_release,
+	.sysfs_ops = &vduse_vq_sysfs_ops,
+	.default_groups = vduse_vq_groups,
+};
+
+/* ==================================================================== */
+/* 6. Control device                                                     */
+/* ==================================================================== */
+
+/*
+ * /dev/vduse/control: each open file has its own API version and VDUSE
+ * feature selection, which devices created through it inherit.  All
+ * control ioctls run under vduse_lock.
+ */
+
+/**
+ * struct vduse_control - state of one open control file
+ * @api_version: chosen API version, or VDUSE_API_VERSION_NOT_ASKED
+ * @features: VDUSE_F_* bits for devices created through this file
+ */
+struct vduse_control {
+	u64 api_version;
+	u64 features;
+};
+
+static struct vduse_dev *vduse_find_dev(const char *name)
+{
+	struct vduse_dev *dev;
+	unsigned long id;
+
+	xa_for_each(&vduse_devs, id, dev)
+		if (!strcmp(dev->name, name))
+			return dev;
+	return NULL;
+}
+
+static bool vduse_dev_name_valid(const char *name)
+{
+	return name[0] && !strchr(name, '/') && strcmp(name, ".") &&
+	       strcmp(name, "..");
+}
+
+static int vduse_dev_check_features(u32 device_id, u64 features)
+{
+	/* The driver must go through the map ops, never hand out PAs. */
+	if (!(features & BIT_ULL(VIRTIO_F_ACCESS_PLATFORM)))
+		return -EINVAL;
+
+	switch (device_id) {
+	case VIRTIO_ID_BLOCK:
+		/* Would need a writable configuration space. */
+		if (features & BIT_ULL(VIRTIO_BLK_F_CONFIG_WCE))
+			return -EINVAL;
+		break;
+	case VIRTIO_ID_NET:
+		/* virtio_net's control queue cannot cope with a slow device. */
+		if (features & BIT_ULL(VIRTIO_NET_F_CTRL_VQ))
+			return -EINVAL;
+		if (!(features & BIT_ULL(VIRTIO_F_VERSION_1)))
+			return -EINVAL;
+		break;
+	}
+	return 0;
+}
+
+/* Check a creation request; may adjust ngroups/nas for version 0. */
+static int vduse_dev_check_config(struct vduse_dev_config *config,
+				  u64 api_version)
+{
+	if (memchr_inv(config->reserved, 0, sizeof(config->reserved)))
+		return -EINVAL;
+	config->name[VDUSE_NAME_MAX - 1] = '\0';
+	if (!vduse_dev_name_valid(config->name))
+		return -EINVAL;
+
+	if (api_version < VDUSE_API_VERSION_1) {
+		if (config->ngroups || config->nas)
+			return -EINVAL;
+	} else if (!config->ngroups || config->ngroups > VDUSE_MAX_GROUPS ||
+		   !config->nas || config->nas > VDUSE_MAX_AS) {
+		return -EINVAL;
+	}
+
+	if (config->vq_num > VDUSE_MAX_VQ_NUM)
+		return -EINVAL;
+	if (!is_power_of_2(config->vq_align) ||
+	    config->vq_align < VRING_USED_ALIGN_SIZE ||
+	    config->vq_align > PAGE_SIZE)
+		return -EINVAL;
+	if (config->config_size > PAGE_SIZE)
+		return -EINVAL;
+
+	switch (config->device_id) {
+	case VIRTIO_ID_BLOCK:
+	case VIRTIO_ID_FS:
+		break;
+	case VIRTIO_ID_NET:
+		if (!capable(CAP_NET_ADMIN))
+			return -EPERM;
+		break;
+	default:
+		return -EINVAL;
+	}
+
+	return vduse_dev_check_features(config->device_id, config->features);
+}
+
+static struct vduse_virtqueue *vduse_vq_alloc(struct vduse_dev *dev, u32 i)
+{
+	struct vduse_virtqueue *vq = kzalloc(sizeof(*vq), GFP_KERNEL);
+
+	if (!vq)
+		return NULL;
+	if (!alloc_cpumask_var(&vq->irq_affinity, GFP_KERNEL)) {
+		kfree(vq);
+		return NULL;
+	}
+	cpumask_setall(vq->irq_affinity);
+	vq->index = i;
+	vq->dev = dev;
+	vq->irq_effective_cpu = -1;
+	spin_lock_init(&vq->kick_lock);
+	spin_lock_init(&vq->irq_lock);
+	INIT_WORK(&vq->kick_work, vduse_vq_kick_work);
+	INIT_WORK(&vq->inject_work, vduse_vq_inject_work);
+	kobject_init(&vq->kobj, &vduse_vq_ktype);
+	return vq;
+}
+
+/* Drop the virtqueues; their kobject release frees them. */
+static void vduse_dev_put_vqs(struct vduse_dev *dev)
+{
+	u32 i;
+
+	if (!dev->vqs)
+		return;
+	for (i = 0; i < dev->vq_num; i++)
+		if (dev->vqs[i])
+			kobject_put(&dev->vqs[i]->kobj);
+	kfree(dev->vqs);
+	dev->vqs = NULL;
+}
+
+/* Free a device whose char device and sysfs entries are gone. */
+static void vduse_dev_free(struct vduse_dev *dev)
+{
+	u32 i;
+
+	if (dev->domains) {
+		for (i = 0; i < dev->nas; i++)
+			if (dev->domains[i])
+				vduse_domain_destroy(dev->domains[i]);
+		kfree(dev->domains);
+	}
+	vduse_dev_put_vqs(dev);
+	kfree(dev->groups);
+	kfree(dev->config);
+	kfree(dev->name);
+	mutex_destroy(&dev->lock);
+	mutex_destroy(&dev->domain_lock);
+	kfree(dev);
+}
+
+static struct vduse_dev *vduse_dev_alloc(const struct vduse_dev_config *config,
+					 u64 api_version)
+{
+	struct vduse_dev *dev = kzalloc(sizeof(*dev), GFP_KERNEL);
+	u32 i;
+
+	if (!dev)
+		return NULL;
+	mutex_init(&dev->lock);
+	mutex_init(&dev->domain_lock);
+	spin_lock_init(&dev->config_lock);
+	spin_lock_init(&dev->irq_lock);
+	spin_lock_init(&dev->msg_lock);
+	INIT_LIST_HEAD(&dev->send_list);
+	INIT_LIST_HEAD(&dev->recv_list);
+	init_waitqueue_head(&dev->waitq);
+	INIT_WORK(&dev->inject_work, vduse_dev_inject_work);
+
+	dev->api_version = api_version;
+	dev->device_id = config->device_id;
+	dev->vendor_id = config->vendor_id;
+	dev->device_features = config->features;
+	dev->vq_num = config->vq_num;
+	dev->vq_align = config->vq_align;
+	dev->config_size = config->config_size;
+	/* Version 0: one group in one address space. */
+	dev->ngroups = api_version < VDUSE_API_VERSION_1 ? 1 : config->ngroups;
+	dev->nas = api_version < VDUSE_API_VERSION_1 ? 1 : config->nas;
+	dev->msg_timeout = VDUSE_MSG_DEFAULT_TIMEOUT;
+	dev->bounce_size = VDUSE_DEFAULT_BOUNCE_SIZE;
+
+	dev->name = kstrdup(config->name, GFP_KERNEL);
+	dev->domains = kcalloc(dev->nas, sizeof(*dev->domains), GFP_KERNEL);
+	dev->groups = kcalloc(dev->ngroups, sizeof(*dev->groups), GFP_KERNEL);
+	dev->vqs = kcalloc(dev->vq_num, sizeof(*dev->vqs), GFP_KERNEL);
+	if (!dev->name || !dev->domains || !dev->groups ||
+	    (dev->vq_num && !dev->vqs))
+		goto err;
+
+	for (i = 0; i < dev->ngroups; i++)
+		dev->groups[i].dev = dev;
+	for (i = 0; i < dev->vq_num; i++) {
+		dev->vqs[i] = vduse_vq_alloc(dev, i);
+		if (!dev->vqs[i])
+			goto err;
+	}
+	return dev;
+err:
+	vduse_dev_free(dev);
+	return NULL;
+}
+
+static int vduse_dev_add_vq_kobjs(struct vduse_dev *dev)
+{
+	u32 i;
+	int ret;
+
+	for (i = 0; i < dev->vq_num; i++) {
+		ret = kobject_add(&dev->vqs[i]->kobj, &dev->dev->kobj,
+				  "vq%u", i);
+		if (ret)
+			return ret;
+		kobject_uevent(&dev->vqs[i]->kobj, KOBJ_ADD);
+	}
+	return 0;
+}
+
+/* Create a device.  vduse_lock held. */
+static int vduse_dev_create(struct vduse_control *ctrl,
+			    struct vduse_dev_config *config,
+			    void __user *config_buf)
+{
+	u64 api_version = ctrl->api_version;
+	struct vduse_dev *dev;
+	u32 minor;
+	void *buf;
+	int ret;
+
+	if (api_version == VDUSE_API_VERSION_NOT_ASKED)
+		api_version = VDUSE_API_VERSION;
+	ret = vduse_dev_check_config(config, api_version);
+	if (ret)
+		return ret;
+
+	buf = memdup_user(config_buf, config->config_size);
+	if (IS_ERR(buf))
+		return PTR_ERR(buf);
+
+	ret = -EEXIST;
+	if (vduse_find_dev(config->name) || !strcmp(config->name, "control"))
+		goto err_buf;
+
+	ret = -ENOMEM;
+	dev = vduse_dev_alloc(config, api_version);
+	if (!dev)
+		goto err_buf;
+	dev->config = buf;
+	dev->vduse_features = ctrl->features;
+
+	ret = xa_alloc(&vduse_devs, &minor, dev,
+		       XA_LIMIT(1, VDUSE_DEV_MAX - 1), GFP_KERNEL);
+	if (ret)
+		goto err_dev;
+	dev->minor = minor;
+
+	dev->dev = device_create_with_groups(&vduse_class, NULL,
+					     MKDEV(MAJOR(vduse_major),
+						   dev->minor),
+					     dev, vduse_dev_groups, "%s",
+					     dev->name);
+	if (IS_ERR(dev->dev)) {
+		ret = PTR_ERR(dev->dev);
+		goto err_minor;
+	}
+
+	ret = vduse_dev_add_vq_kobjs(dev);
+	if (ret)
+		goto err_kobj;
+
+	__module_get(THIS_MODULE);
+	return 0;
+
+err_kobj:
+	/* The vq directories go before their parent does. */
+	vduse_dev_put_vqs(dev);
+	device_destroy(&vduse_class, MKDEV(MAJOR(vduse_major), dev->minor));
+err_minor:
+	xa_erase(&vduse_devs, dev->minor);
+err_dev:
+	vduse_dev_free(dev);
+	return ret;
+err_buf:
+	kfree(buf);
+	return ret;
+}
+
+/* Destroy a device by name.  vduse_lock held. */
+static int vduse_dev_destroy(const char *name)
+{
+	struct vduse_dev *dev = vduse_find_dev(name);
+
+	if (!dev)
+		return -EINVAL;
+	if (dev->vdev || dev->connected)
+		return -EBUSY;
+
+	/* From here on nobody can open or attach it. */
+	xa_erase(&vduse_devs, dev->minor);
+	vduse_dev_reset(dev);
+
+	vduse_dev_put_vqs(dev);
+	device_destroy(&vduse_class, MKDEV(MAJOR(vduse_major), dev->minor));
+	vduse_dev_free(dev);
+
+	module_put(THIS_MODULE);
+	return 0;
+}
+
+static long vduse_ctrl_create(struct vduse_control *ctrl, void __user *argp)
+{
+	struct vduse_dev_config *config;
+	long ret;
+
+	config = kmalloc(sizeof(*config), GFP_KERNEL);
+	if (!config)
+		return -ENOMEM;
+	ret = -EFAULT;
+	if (!copy_from_user(config, argp, sizeof(*config)))
+		ret = vduse_dev_create(ctrl, config, argp + sizeof(*config));
+	kfree(config);
+	return ret;
+}
+
+static long vduse_ctrl_destroy(void __user *argp)
+{
+	char *name;
+	long ret;
+
+	name = kzalloc(VDUSE_NAME_MAX, GFP_KERNEL);
+	if (!name)
+		return -ENOMEM;
+	/*
+	 * Stop at the terminating NUL: callers pass short strings and the
+	 * bytes after them need not be readable.
+	 */
+	ret = strncpy_from_user(name, argp, VDUSE_NAME_MAX);
+	if (ret >= 0) {
+		name[VDUSE_NAME_MAX - 1] = '\0';
+		ret = vduse_dev_destroy(name);
+	}
+	kfree(name);
+	return ret;
+}
+
+static long vduse_ctrl_ioctl(struct file *file, unsigned int cmd,
+			     unsigned long arg)
+{
+	struct vduse_control *ctrl = file->private_data;
+	void __user *argp = (void __user *)arg;
+	u64 val;
+	long ret;
+
+	mutex_lock(&vduse_lock);
+	switch (cmd) {
+	case VDUSE_GET_API_VERSION:
+		/* Asking first means the caller knows the newest version. */
+		if (ctrl->api_version == VDUSE_API_VERSION_NOT_ASKED)
+			ctrl->api_version = VDUSE_API_VERSION_1;
+		ret = put_user(ctrl->api_version, (u64 __user *)argp);
+		break;
+	case VDUSE_SET_API_VERSION:
+		ret = get_user(val, (u64 __user *)argp);
+		if (!ret && val > VDUSE_API_VERSION_1)
+			ret = -EINVAL;
+		if (!ret)
+			ctrl->api_version = val;
+		break;
+	case VDUSE_GET_FEATURES:
+		ret = put_user(VDUSE_SUPPORTED_FEATURES, (u64 __user *)argp);
+		break;
+	case VDUSE_SET_FEATURES:
+		ret = get_user(val, (u64 __user *)argp);
+		if (!ret && (val & ~VDUSE_SUPPORTED_FEATURES))
+			ret = -EINVAL;
+		if (!ret)
+			ctrl->features = val;
+		break;
+	case VDUSE_CREATE_DEV:
+		ret = vduse_ctrl_create(ctrl, argp);
+		break;
+	case VDUSE_DESTROY_DEV:
+		ret = vduse_ctrl_destroy(argp);
+		break;
+	default:
+		ret = -EINVAL;
+		break;
+	}
+	mutex_unlock(&vduse_lock);
+
+	return ret;
+}
+
+static int vduse_ctrl_open(struct inode *inode, struct file *file)
+{
+	struct vduse_control *ctrl = kzalloc(sizeof(*ctrl), GFP_KERNEL);
+
+	if (!ctrl)
+		return -ENOMEM;
+	ctrl->api_version = VDUSE_API_VERSION_NOT_ASKED;
+	file->private_data = ctrl;
+	return nonseekable_open(inode, file);
+}
+
+static int vduse_ctrl_release(struct inode *inode, struct file *file)
+{
+	kfree(file->private_data);
+	return 0;
+}
+
+static const struct file_operations vduse_ctrl_fops = {
+	.owner		= THIS_MODULE,
+	.open		= vduse_ctrl_open,
+	.release	= vduse_ctrl_release,
+	.unlocked_ioctl	= vduse_ctrl_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+	.llseek		= noop_llseek,
+};
+
+/* ==================================================================== */
+/* 7. Management device                                                  */
+/* ==================================================================== */
+
+/*
+ * "vdpa dev add name $NAME mgmtdev vduse" attaches the VDUSE device of
+ * the same name to the vDPA bus; "vdpa dev del" detaches it.  The vdpa
+ * core serialises both.
+ */
+
+/**
+ * struct vduse_mgmt - the "vduse" management device
+ * @dev: bare device named "vduse", no bus and no parent
+ * @mgmt_dev: registration with the vDPA core
+ */
+struct vduse_mgmt {
+	struct device dev;
+	struct vdpa_mgmt_dev mgmt_dev;
+};
+
+static struct vduse_mgmt *vduse_mgmt;
+
+static struct virtio_device_id vduse_id_table[] = {
+	{ VIRTIO_ID_BLOCK, VIRTIO_DEV_ANY_ID },
+	{ VIRTIO_ID_NET, VIRTIO_DEV_ANY_ID },
+	{ 0 },
+};
+
+/*
+ * Create the domains on the first attach, sharing bounce_size among the
+ * address spaces; later attaches reuse them (deliberate, see the top).
+ */
+static int vduse_dev_init_domains(struct vduse_dev *dev)
+{
+	size_t size;
+	int ret = 0;
+	u32 i;
+
+	if (max_iotlb_entries <= 0)
+		return -EINVAL;
+
+	mutex_lock(&dev->domain_lock);
+	if (dev->domains[0])
+		goto unlock;
+
+	size = max_t(size_t, round_down(dev->bounce_size / dev->nas,
+					PAGE_SIZE), PAGE_SIZE);
+	for (i = 0; i < dev->nas; i++) {
+		struct vduse_iova_domain *domain;
+
+		domain = vduse_domain_create(VDUSE_IOVA_SIZE - 1, size,
+					     max_iotlb_entries);
+		if (IS_ERR(domain)) {
+			ret = PTR_ERR(domain);
+			while (i--) {
+				vduse_domain_destroy(dev->domains[i]);
+				dev->domains[i] = NULL;
+			}
+			break;
+		}
+		dev->domains[i] = domain;
+	}
+unlock:
+	mutex_unlock(&dev->domain_lock);
+	return ret;
+}
+
+static bool vduse_dev_vqs_set_up(struct vduse_dev *dev)
+{
+	bool ok = true;
+	u32 i;
+
+	mutex_lock(&dev->lock);
+	for (i = 0; i < dev->vq_num && ok; i++)
+		ok = dev->vqs[i]->num_max != 0;
+	mutex_unlock(&dev->lock);
+	return ok;
+}
+
+static int vduse_mgmt_dev_add(struct vdpa_mgmt_dev *mdev, const char *name,
+			      const struct vdpa_dev_set_config *config)
+{
+	const struct vdpa_config_ops *ops;
+	struct vduse_vdpa *vdev;
+	struct vduse_dev *dev;
+	int ret;
+
+	mutex_lock(&vduse_lock);
+	dev = vduse_find_dev(name);
+	if (!dev || !vduse_dev_vqs_set_up(dev)) {
+		mutex_unlock(&vduse_lock);
+		return -EINVAL;
+	}
+	if (dev->vdev) {
+		mutex_unlock(&vduse_lock);
+		return -EEXIST;
+	}
+
+	ops = dev->vduse_features & BIT_ULL(VDUSE_F_SUSPEND) ?
+	      &vduse_vdpa_suspend_ops : &vduse_vdpa_ops;
+	vdev = vdpa_alloc_device(struct vduse_vdpa, vdpa, dev->dev, ops,
+				 &vduse_map_ops, dev->ngroups, dev->nas,
+				 name, true);
+	if (IS_ERR(vdev)) {
+		mutex_unlock(&vduse_lock);
+		return PTR_ERR(vdev);
+	}
+	/* Reserved: destroy now answers -EBUSY, a second add -EEXIST. */
+	vdev->dev = dev;
+	dev->vdev = vdev;
+	mutex_unlock(&vduse_lock);
+
+	ret = vduse_dev_init_domains(dev);
+	if (ret)
+		goto err;
+
+	vdev->vdpa.vmap.group = &dev->groups[0];
+	vdev->vdpa.mdev = mdev;
+	/* The bus probes a driver now, which sends requests right away. */
+	ret = _vdpa_register_device(&vdev->vdpa, dev->vq_num);
+	if (ret)
+		goto err;
+	return 0;
+
+err:
+	/* The release runs vduse_vdpa_free(), which clears dev->vdev. */
+	put_device(&vdev->vdpa.dev);
+	return ret;
+}
+
+static void vduse_mgmt_dev_del(struct vdpa_mgmt_dev *mdev,
+			       struct vdpa_device *vdpa)
+{
+	_vdpa_unregister_device(vdpa);
+}
+
+static const struct vdpa_mgmtdev_ops vduse_mgmt_dev_ops = {
+	.dev_add = vduse_mgmt_dev_add,
+	.dev_del = vduse_mgmt_dev_del,
+};
+
+static void vduse_mgmt_release(struct device *dev)
+{
+	kfree(container_of(dev, struct vduse_mgmt, dev));
+}
+
+static int vduse_mgmt_init(void)
+{
+	int ret;
+
+	vduse_mgmt = kzalloc(sizeof(*vduse_mgmt), GFP_KERNEL);
+	if (!vduse_mgmt)
+		return -ENOMEM;
+
+	ret = dev_set_name(&vduse_mgmt->dev, "vduse");
+	if (ret) {
+		kfree(vduse_mgmt);
+		return ret;
+	}
+	vduse_mgmt->dev.release = vduse_mgmt_release;
+	ret = device_register(&vduse_mgmt->dev);
+	if (ret)
+		goto err_put;
+
+	vduse_mgmt->mgmt_dev.device = &vduse_mgmt->dev;
+	vduse_mgmt->mgmt_dev.ops = &vduse_mgmt_dev_ops;
+	vduse_mgmt->mgmt_dev.id_table = vduse_id_table;
+	ret = vdpa_mgmtdev_register(&vduse_mgmt->mgmt_dev);
+	if (ret) {
+		device_unregister(&vduse_mgmt->dev);
+		return ret;
+	}
+	return 0;
+
+err_put:
+	put_device(&vduse_mgmt->dev);
+	return ret;
+}
+
+static void vduse_mgmt_exit(void)
+{
+	vdpa_mgmtdev_unregister(&vduse_mgmt->mgmt_dev);
+	device_unregister(&vduse_mgmt->dev);
+}
+
+/* ==================================================================== */
+/* 8. Module init and exit                                               */
+/* ==================================================================== */
+
+/* Kernel-version dependent workqueue flags, kept small for compat. */
+static int vduse_wq_init(void)
+{
+	vduse_irq_wq = alloc_workqueue("vduse-irq",
+				       WQ_HIGHPRI | WQ_SYSFS | WQ_UNBOUND, 0);
+	if (!vduse_irq_wq)
+		return -ENOMEM;
+	vduse_irq_bound_wq = alloc_workqueue("vduse-irq-bound",
+					     WQ_HIGHPRI | WQ_PERCPU, 0);
+	if (!vduse_irq_bound_wq) {
+		destroy_workqueue(vduse_irq_wq);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static void vduse_wq_exit(void)
+{
+	destroy_workqueue(vduse_irq_bound_wq);
+	destroy_workqueue(vduse_irq_wq);
+}
+
+static int __init vduse_init(void)
+{
+	struct device *ctrl;
+	int ret;
+
+	ret = vduse_domain_init();
+	if (ret)
+		return ret;
+
+	ret = vduse_class_register();
+	if (ret)
+		goto err_domain;
+
+	ret = alloc_chrdev_region(&vduse_major, 0, VDUSE_DEV_MAX, "vduse");
+	if (ret)
+		goto err_class;
+
+	cdev_init(&vduse_ctrl_cdev, &vduse_ctrl_fops);
+	vduse_ctrl_cdev.owner = THIS_MODULE;
+	ret = cdev_add(&vduse_ctrl_cdev, vduse_major, 1);
+	if (ret)
+		goto err_region;
+
+	ctrl = device_create(&vduse_class, NULL, vduse_major, NULL, "control");
+	if (IS_ERR(ctrl)) {
+		ret = PTR_ERR(ctrl);
+		goto err_ctrl_cdev;
+	}
+
+	cdev_init(&vduse_cdev, &vduse_dev_fops);
+	vduse_cdev.owner = THIS_MODULE;
+	ret = cdev_add(&vduse_cdev, MKDEV(MAJOR(vduse_major), 1),
+		       VDUSE_DEV_MAX - 1);
+	if (ret)
+		goto err_ctrl_dev;
+
+	ret = vduse_wq_init();
+	if (ret)
+		goto err_cdev;
+
+	ret = vduse_mgmt_init();
+	if (ret)
+		goto err_wq;
+
+	return 0;
+
+err_wq:
+	vduse_wq_exit();
+err_cdev:
+	cdev_del(&vduse_cdev);
+err_ctrl_dev:
+	device_destroy(&vduse_class, vduse_major);
+err_ctrl_cdev:
+	cdev_del(&vduse_ctrl_cdev);
+err_region:
+	unregister_chrdev_region(vduse_major, VDUSE_DEV_MAX);
+err_class:
+	vduse_class_unregister();
+err_domain:
+	vduse_domain_exit();
+	return ret;
+}
+module_init(vduse_init);
+
+static void __exit vduse_exit(void)
+{
+	/* Every device holds a module reference: none is left here. */
+	vduse_mgmt_exit();
+	vduse_wq_exit();
+	cdev_del(&vduse_cdev);
+	device_destroy(&vduse_class, vduse_major);
+	cdev_del(&vduse_ctrl_cdev);
+	unregister_chrdev_region(vduse_major, VDUSE_DEV_MAX);
+	vduse_class_unregister();
+	vduse_domain_exit();
+}
+module_exit(vduse_exit);
+
+MODULE_LICENSE("GPL v2");
+MODULE_DESCRIPTION("vDPA Device in Userspace");
