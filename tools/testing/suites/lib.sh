@@ -65,3 +65,222 @@ finish() {
 	[ "$_failures" -eq 0 ]
 	exit $?
 }
+
+# ---------------------------------------------------------------------------
+# Block exports through real clients (block.sh, vhost.sh, reconnect.sh):
+# qemu-storage-daemon serves a vduse-blk export, iproute2's vdpa attaches it,
+# and virtio_blk or vhost_vdpa consume it.  Scratch files live in /tmp.
+
+# check_rc DESC CMD...: check, and return non-zero when it failed.
+check_rc() {
+	local before=$_failures
+	check "$@"
+	[ "$_failures" -eq "$before" ]
+}
+
+# need DESC CMD...: a check that later steps depend on.  When it fails, run
+# the suite's teardown function (named by $NEED_TEARDOWN, if any) and finish.
+need() {
+	check_rc "$@" && return 0
+	echo "# a step the rest depends on failed: stopping here"
+	[ -n "${NEED_TEARDOWN:-}" ] && "$NEED_TEARDOWN"
+	finish
+}
+
+# True when process PID is gone or a zombie.
+proc_gone() {
+	local st
+	st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 0
+	[ -z "$st" ] || [ "$st" = Z ]
+}
+
+# qsd_start NAME IMAGE [EXPORT-OPTIONS]: export the raw file IMAGE as the
+# vduse-blk device NAME with qemu-storage-daemon, in the background (it must
+# not attach the device itself: "vdpa dev add" waits for the daemon).  The
+# options are appended to the --export argument (writable=on,num-queues=2).
+# The pid goes to /tmp/qsd-NAME.pid, the output to /tmp/qsd-NAME.log.  Run
+# it in the suite's own shell, not inside check, so that it stays our child.
+qsd_start() {
+	local name=$1 img=$2 opts=${3:+,$3}
+	qemu-storage-daemon \
+		--blockdev "driver=file,node-name=file0,filename=$img" \
+		--export "vduse-blk,id=exp0,node-name=file0,name=$name$opts" \
+		>>"/tmp/qsd-$name.log" 2>&1 </dev/null &
+	echo $! >"/tmp/qsd-$name.pid"
+}
+
+qsd_pid() { cat "/tmp/qsd-$1.pid" 2>/dev/null; }
+
+# qsd_serving PID NAME: process PID is alive and has /dev/vduse/NAME open.
+qsd_serving() {
+	local fd
+	proc_gone "$1" && return 1
+	for fd in /proc/"$1"/fd/*; do
+		# (-ef is a builtin test: no process per fd)
+		[ "$fd" -ef "/dev/vduse/$2" ] && return 0
+	done
+	return 1
+}
+
+# qsd_ready NAME: the daemon is running and holds /dev/vduse/NAME open.
+qsd_ready() {
+	local pid
+	pid=$(qsd_pid "$1") || return 1
+	wait_for 30 qsd_serving "$pid" "$1" || {
+		echo "qemu-storage-daemon for $1 is not serving it; its log:"
+		tail -n 5 "/tmp/qsd-$1.log"
+		return 1
+	}
+}
+
+# qsd_stop NAME [SIGNAL]: stop the daemon (SIGTERM by default) and return its
+# exit status; SIGKILL after 30 s.
+qsd_stop() {
+	local pid sig=${2:-TERM} rc
+	pid=$(qsd_pid "$1") || return 0
+	kill -"$sig" "$pid" 2>/dev/null
+	if ! wait_for 30 proc_gone "$pid"; then
+		echo "qemu-storage-daemon for $1 ignored SIG$sig; killing it"
+		kill -KILL "$pid" 2>/dev/null
+		wait_for 10 proc_gone "$pid"
+	fi
+	# (bash reports a killed job when it reaps it: keep that quiet)
+	{ wait "$pid"; } 2>/dev/null
+	rc=$?
+	rm -f "/tmp/qsd-$1.pid"
+	return $rc
+}
+
+# vdpa_add NAME DRIVER: create the vDPA device NAME on the vduse management
+# device and bind it to DRIVER (virtio_vdpa or vhost_vdpa).  Both drivers are
+# loaded, so automatic probing is held off while the device is created and
+# the device is then probed with driver_override set.
+vdpa_add() {
+	local name=$1 drv=$2 auto rc
+	auto=$(cat /sys/bus/vdpa/drivers_autoprobe)
+	echo 0 >/sys/bus/vdpa/drivers_autoprobe
+	timeout 90 vdpa dev add name "$name" mgmtdev vduse
+	rc=$?
+	echo "$auto" >/sys/bus/vdpa/drivers_autoprobe
+	[ $rc -eq 0 ] || return $rc
+	echo "$drv" >"/sys/bus/vdpa/devices/$name/driver_override" &&
+		echo "$name" >/sys/bus/vdpa/drivers_probe &&
+		vdpa_bound "$name" "$drv"
+}
+
+# vdpa_bound NAME DRIVER: the vDPA device NAME is bound to DRIVER.
+vdpa_bound() {
+	local link
+	link=$(readlink "/sys/bus/vdpa/devices/$1/driver") || {
+		echo "$1 is bound to no driver"
+		return 1
+	}
+	[ "${link##*/}" = "$2" ] || { echo "$1 is bound to ${link##*/}"; return 1; }
+}
+
+# vdpa_rebind NAME DRIVER: move the vDPA device NAME to another driver.
+vdpa_rebind() {
+	local name=$1 drv=$2 link
+	if link=$(readlink "/sys/bus/vdpa/devices/$name/driver"); then
+		echo "$name" >"/sys/bus/vdpa/drivers/${link##*/}/unbind" || return 1
+	fi
+	echo "$drv" >"/sys/bus/vdpa/devices/$name/driver_override" &&
+		echo "$name" >"/sys/bus/vdpa/drivers/$drv/bind" &&
+		vdpa_bound "$name" "$drv"
+}
+
+# vdpa_del NAME: delete the vDPA device and make sure it is gone.
+vdpa_del() {
+	timeout 90 vdpa dev del "$1" || return 1
+	wait_for 10 sh -c "! test -e /sys/bus/vdpa/devices/$1"
+}
+
+vdpa_exists() { test -e "/sys/bus/vdpa/devices/$1"; }
+
+# vdpa_blkdev NAME: the /dev/vdX that virtio_blk made of the vDPA device.
+vdpa_blkdev() {
+	local d
+	for d in /sys/bus/vdpa/devices/"$1"/virtio*/block/*; do
+		[ -e "$d" ] && { echo "/dev/${d##*/}"; return 0; }
+	done
+	return 1
+}
+
+# vdpa_vhostdev NAME: the /dev/vhost-vdpa-N that vhost_vdpa made of it.
+vdpa_vhostdev() {
+	local d
+	for d in /sys/bus/vdpa/devices/"$1"/vhost-vdpa-*; do
+		[ -e "$d" ] && { echo "/dev/${d##*/}"; return 0; }
+	done
+	return 1
+}
+
+# vduse_blk_teardown NAME: remove whatever is left of an export, quietly:
+# unmount the disk, delete the vDPA device, stop the daemon.
+vduse_blk_teardown() {
+	local dev
+	if dev=$(vdpa_blkdev "$1"); then
+		grep "^$dev " /proc/mounts | awk '{ print $2 }' |
+			while read -r m; do umount -l "$m"; done
+	fi
+	vdpa_exists "$1" && vdpa_del "$1" >/dev/null 2>&1
+	[ -n "$(qsd_pid "$1")" ] && qsd_stop "$1" >/dev/null 2>&1
+	return 0
+}
+
+# fio_result JSON BYTES RC: judge a fio run that wrote its JSON report to
+# JSON and exited with RC.  It passes when fio succeeded, no job reports an
+# error, and the jobs read back (verified) exactly BYTES; a run that also
+# wrote must have written the same amount, so every byte written was checked.
+fio_result() {
+	python3 - "$@" <<'PYEOF'
+import json, sys
+path, want, rc = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+try:
+    text = open(path).read()
+    rep = json.loads(text[text.index('{'):])
+except Exception as e:
+    print(f"no fio report ({e}); fio exited {rc}")
+    sys.exit(1)
+jobs = rep.get("jobs", [])
+rd = sum(j["read"]["io_bytes"] for j in jobs)
+wr = sum(j["write"]["io_bytes"] for j in jobs)
+err = [j["error"] for j in jobs if j.get("error")]
+print(f"fio exit {rc}; {len(jobs)} jobs wrote {wr} and verified {rd} bytes "
+      f"(expected {want}); errors {err}")
+ok = rc == 0 and not err and rd == want and wr in (0, want) and want > 0
+sys.exit(0 if ok else 1)
+PYEOF
+}
+
+# fio_verify BYTES FIO-ARGS...: run fio with crc32c verification (fatal on
+# the first mismatch, no state files) and judge it with fio_result.
+fio_verify() {
+	local bytes=$1 json rc
+	shift
+	json=$(mktemp /tmp/fio-XXXXXX.json)
+	(cd /tmp && timeout 600 fio --output-format=json --output="$json" \
+		--verify=crc32c --verify_fatal=1 --verify_state_save=0 "$@")
+	rc=$?
+	fio_result "$json" "$bytes" "$rc"
+	rc=$?
+	rm -f "$json"
+	return $rc
+}
+
+# dev_write DEV OFFSET FILE / dev_has DEV OFFSET FILE: write FILE at byte
+# OFFSET of the block device DEV with O_DIRECT, in one request, or read it
+# back the same way and compare.
+dev_write() {
+	dd if="$3" of="$1" bs="$(stat -c %s "$3")" count=1 seek="$2" \
+		oflag=direct,seek_bytes conv=notrunc status=none
+}
+dev_has() {
+	dd if="$1" bs="$(stat -c %s "$3")" count=1 skip="$2" \
+		iflag=direct,skip_bytes status=none | cmp - "$3"
+}
+
+# same_bytes FILE1 OFF1 FILE2 OFF2 LEN: LEN bytes at the two offsets match.
+same_bytes() {
+	cmp -n "$5" "$1" "$3" "$2" "$4"
+}
