@@ -1319,8 +1319,9 @@ static ssize_t vduse_dev_write_iter(struct kiocb *iocb, struct iov_iter *from)
 
 	if (iov_iter_count(from) < sizeof(resp))
 		return -EINVAL;
+	/* Like the stock module: an unreadable reply is an invalid one. */
 	if (!copy_from_iter_full(&resp, sizeof(resp), from))
-		return -EFAULT;
+		return -EINVAL;
 	if (memchr_inv(resp.reserved, 0, sizeof(resp.reserved)))
 		return -EINVAL;
 
@@ -1493,10 +1494,10 @@ static long vduse_vq_setup(struct vduse_dev *dev, void __user *argp)
 		return -EINVAL;
 
 	mutex_lock(&dev->lock);
-	/* Groups are fixed once the driver is running. */
+	/* Groups are fixed once the driver is running (-EINVAL as stock). */
 	if (dev->api_version >= VDUSE_API_VERSION_1 &&
 	    (dev->status & VIRTIO_CONFIG_S_DRIVER_OK)) {
-		ret = -EBUSY;
+		ret = -EINVAL;
 	} else {
 		WRITE_ONCE(vq->num_max, config.max_size);
 		WRITE_ONCE(vq->group, config.group);
