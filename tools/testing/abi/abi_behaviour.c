@@ -61,6 +61,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tap.h"
+
 /*
  * Deliberate differences between our module and the stock one.  A check
  * that depends on one of these looks its expectation up here by id; the
@@ -126,28 +128,6 @@ static void vreport(bool pass, const char *diag, const char *fmt, va_list ap)
 		printf(" # %s", diag);
 	putchar('\n');
 	fflush(stdout);
-}
-
-static void __attribute__((format(printf, 1, 2))) note(const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("# ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-}
-
-static const char *errname(int e)
-{
-	const char *n;
-
-	if (!e)
-		return "success";
-	n = strerrorname_np(e);
-	return n ? n : "E?";
 }
 
 /* A syscall's result as a value >= 0 or -errno. */

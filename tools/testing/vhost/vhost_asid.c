@@ -44,6 +44,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tap.h"
+
 #define CTL_PATH	"/dev/vduse/control"
 #define AUTOPROBE	"/sys/bus/vdpa/drivers_autoprobe"
 #define NVQS		2
@@ -83,28 +85,6 @@ report(bool pass, const char *diag, const char *fmt, ...)
 		printf(" # %s", diag);
 	putchar('\n');
 	fflush(stdout);
-}
-
-static void __attribute__((format(printf, 1, 2))) note(const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("# ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-}
-
-static const char *errname(int e)
-{
-	const char *n;
-
-	if (!e)
-		return "success";
-	n = strerrorname_np(e);
-	return n ? n : "E?";
 }
 
 /* r: result of a syscall (-1 + errno, or >= 0); want: 0 or an errno */
