@@ -109,10 +109,8 @@ qsd_start() {
 	echo $! >"/tmp/qsd-$name.pid"
 }
 
-qsd_pid() { cat "/tmp/qsd-$1.pid" 2>/dev/null; }
-
-# qsd_serving PID NAME: process PID is alive and has /dev/vduse/NAME open.
-qsd_serving() {
+# daemon_serving PID NAME: process PID is alive and has /dev/vduse/NAME open.
+daemon_serving() {
 	local fd
 	proc_gone "$1" && return 1
 	for fd in /proc/"$1"/fd/*; do
@@ -122,34 +120,10 @@ qsd_serving() {
 	return 1
 }
 
-# qsd_ready NAME: the daemon is running and holds /dev/vduse/NAME open.
-qsd_ready() {
-	local pid
-	pid=$(qsd_pid "$1") || return 1
-	wait_for 30 qsd_serving "$pid" "$1" || {
-		echo "qemu-storage-daemon for $1 is not serving it; its log:"
-		tail -n 5 "/tmp/qsd-$1.log"
-		return 1
-	}
-}
-
-# qsd_stop NAME [SIGNAL]: stop the daemon (SIGTERM by default) and return its
-# exit status; SIGKILL after 30 s.
-qsd_stop() {
-	local pid sig=${2:-TERM} rc
-	pid=$(qsd_pid "$1") || return 0
-	kill -"$sig" "$pid" 2>/dev/null
-	if ! wait_for 30 proc_gone "$pid"; then
-		echo "qemu-storage-daemon for $1 ignored SIG$sig; killing it"
-		kill -KILL "$pid" 2>/dev/null
-		wait_for 10 proc_gone "$pid"
-	fi
-	# (bash reports a killed job when it reaps it: keep that quiet)
-	{ wait "$pid"; } 2>/dev/null
-	rc=$?
-	rm -f "/tmp/qsd-$1.pid"
-	return $rc
-}
+# The pid file is /tmp/qsd-NAME.pid: the daemon_* helpers below apply.
+qsd_pid() { daemon_pid qsd "$1"; }
+qsd_ready() { daemon_ready qsd "$1"; }
+qsd_stop() { daemon_stop qsd "$@"; }
 
 # vdpa_add NAME DRIVER: create the vDPA device NAME on the vduse management
 # device and bind it to DRIVER (virtio_vdpa or vhost_vdpa).  Both drivers are
@@ -283,4 +257,69 @@ dev_has() {
 # same_bytes FILE1 OFF1 FILE2 OFF2 LEN: LEN bytes at the two offsets match.
 same_bytes() {
 	cmp -n "$5" "$1" "$3" "$2" "$4"
+}
+
+# ---------------------------------------------------------------------------
+# Our own daemons (tools/vduse-blk, tools/vduse-net), started like the
+# qemu-storage-daemon above: in the background of the suite's own shell,
+# pid in /tmp/PROG-NAME.pid, output in /tmp/PROG-NAME.log.
+
+# daemon_start PROG NAME [ARGS...]
+daemon_start() {
+	local prog=$1 name=$2
+	shift 2
+	"$TOOLS/$prog" --name "$name" "$@" >>"/tmp/$prog-$name.log" 2>&1 </dev/null &
+	echo $! >"/tmp/$prog-$name.pid"
+}
+
+daemon_pid() { cat "/tmp/$1-$2.pid" 2>/dev/null; }
+
+# daemon_ready PROG NAME: the daemon runs and holds /dev/vduse/NAME open
+# (PROG "qsd" is the qemu-storage-daemon started by qsd_start).
+daemon_ready() {
+	local pid
+	pid=$(daemon_pid "$1" "$2") || return 1
+	wait_for 30 daemon_serving "$pid" "$2" || {
+		echo "$1 for $2 is not serving it; its log:"
+		tail -n 5 "/tmp/$1-$2.log"
+		return 1
+	}
+}
+
+# daemon_stop PROG NAME [SIGNAL]: stop it (SIGTERM by default) and return
+# its exit status; SIGKILL after 30 s.
+daemon_stop() {
+	local pid sig=${3:-TERM} rc
+	pid=$(daemon_pid "$1" "$2") || return 0
+	kill -"$sig" "$pid" 2>/dev/null
+	if ! wait_for 30 proc_gone "$pid"; then
+		echo "$1 for $2 ignored SIG$sig; killing it"
+		kill -KILL "$pid" 2>/dev/null
+		wait_for 10 proc_gone "$pid"
+	fi
+	{ wait "$pid"; } 2>/dev/null
+	rc=$?
+	rm -f "/tmp/$1-$2.pid"
+	return $rc
+}
+
+# daemon_teardown PROG NAME: unmount, vdpa dev del, stop; quietly.
+daemon_teardown() {
+	local dev
+	if dev=$(vdpa_blkdev "$2"); then
+		grep "^$dev " /proc/mounts | awk '{ print $2 }' |
+			while read -r m; do umount -l "$m"; done
+	fi
+	vdpa_exists "$2" && vdpa_del "$2" >/dev/null 2>&1
+	[ -n "$(daemon_pid "$1" "$2")" ] && daemon_stop "$1" "$2" >/dev/null 2>&1
+	return 0
+}
+
+# vdpa_netdev NAME: the network interface virtio_net made of the device.
+vdpa_netdev() {
+	local d
+	for d in /sys/bus/vdpa/devices/"$1"/virtio*/net/*; do
+		[ -e "$d" ] && { echo "${d##*/}"; return 0; }
+	done
+	return 1
 }

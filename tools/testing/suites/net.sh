@@ -1,0 +1,216 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# modules: ours stock
+# kernels: all
+# timeout: 1500
+#
+# Networks over VDUSE, all inside the guest (it has no network card):
+#  - our tools/vduse-net serves a virtio-net device backed by a TAP
+#    interface; virtio_net's interface sits in one network namespace, the
+#    TAP in another; they ping each other over IPv6 link-local addresses
+#    and pass a bulk TCP transfer (iperf3) both ways, with split and packed
+#    rings; MAC and MTU come from the config space; kill -9 and a restart
+#    with the reconnect log bring the link back;
+#  - DPDK's testpmd is the device of two VDUSE net devices and forwards
+#    between them; their two virtio-net interfaces, in two namespaces,
+#    ping and pass bulk traffic through it.
+. "$(dirname "$0")/lib.sh"
+cd /tmp || exit 1
+
+NET=vduse-net
+NAME=
+TPMD=
+
+teardown() {
+	ip netns del vn-a 2>/dev/null
+	ip netns del vn-b 2>/dev/null
+	[ -n "$NAME" ] && daemon_teardown $NET "$NAME"
+	NAME=
+	if [ -n "$TPMD" ]; then
+		for d in tp-net0 tp-net1; do
+			vdpa_exists $d && vdpa_del $d >/dev/null 2>&1
+		done
+		kill "$TPMD" 2>/dev/null
+		wait_for 20 proc_gone "$TPMD"
+		exec 7>&-
+		TPMD=
+	fi
+}
+NEED_TEARDOWN=teardown
+trap teardown EXIT
+
+check "vduse-net --help explains the options" \
+	sh -c "$TOOLS/$NET --help | grep -q -- '--tap'"
+for bad in "--name x --mtu 20" "--name x --mac 01:02:03" "--name x --bogus" \
+	"--tap t0" "--name x --queue-size 3"; do
+	# shellcheck disable=SC2086
+	check "vduse-net $bad: refused with exit status 2 and a message" \
+		sh -c "$TOOLS/$NET $bad 2>/tmp/err; rc=\$?; cat /tmp/err;
+			test \$rc -eq 2 && test -s /tmp/err"
+done
+
+# netns_pair IF-A IF-B: IF-A into namespace vn-a as fe80::a, IF-B into vn-b
+# as fe80::b, both up.
+netns_pair() {
+	ip netns add vn-a && ip netns add vn-b &&
+		ip link set "$1" netns vn-a && ip link set "$2" netns vn-b &&
+		ip -n vn-a addr add fe80::a/64 dev "$1" nodad &&
+		ip -n vn-b addr add fe80::b/64 dev "$2" nodad &&
+		ip -n vn-a link set "$1" up && ip -n vn-b link set "$2" up &&
+		ip -n vn-a link set lo up && ip -n vn-b link set lo up
+}
+netns_clear() {
+	ip netns del vn-a 2>/dev/null
+	ip netns del vn-b 2>/dev/null
+	wait_for 10 sh -c '! ip netns list | grep -q vn-'
+}
+
+# ping_ok IF-A COUNT: COUNT pings from vn-a to fe80::b, none lost.
+ping_ok() {
+	local out
+	out=$(ip netns exec vn-a ping -6 -c "$2" -i 0.2 -W 3 "fe80::b%$1" 2>&1)
+	echo "$out" | tail -n 2
+	echo "$out" | grep -q " 0% packet loss"
+}
+
+# iperf_ok IF-A SECONDS [-R]: a TCP transfer from vn-a to vn-b (or back);
+# passes when the receiver got everything the sender sent, > 1 MB.
+iperf_ok() {
+	local ifa=$1 secs=$2 rev=${3:-} json rc
+	json=$(mktemp /tmp/iperf-XXXXXX.json)
+	ip netns exec vn-b iperf3 -s -1 -B fe80::b%"${IFB}" >/dev/null 2>&1 &
+	local srv=$!
+	sleep 1
+	ip netns exec vn-a timeout 60 iperf3 -c "fe80::b%$ifa" -t "$secs" $rev \
+		-J >"$json" 2>&1
+	rc=$?
+	wait $srv 2>/dev/null
+	python3 - "$json" "$rc" <<'PYEOF'
+import json, sys
+try:
+    r = json.load(open(sys.argv[1]))
+    s = r["end"]["sum_sent"]["bytes"]
+    v = r["end"]["sum_received"]["bytes"]
+except Exception as e:
+    print(f"no iperf3 report ({e}); exit {sys.argv[2]}")
+    sys.exit(1)
+print(f"sent {s} received {v} bytes, {r['end']['sum_received']['bits_per_second']/1e6:.1f} Mbit/s")
+sys.exit(0 if int(sys.argv[2]) == 0 and s == v and v > 1000000 else 1)
+PYEOF
+	rc=$?
+	rm -f "$json"
+	return $rc
+}
+
+# net_case NAME TAP ARGS...: a vduse-net device end to end.
+net_case() {
+	local tap=$2 mac mtu
+	NAME=$1
+	shift 2
+	daemon_start $NET "$NAME" --tap "$tap" "$@"
+	need "$NAME ($*): vduse-net serves /dev/vduse/$NAME" daemon_ready $NET "$NAME"
+	need "$NAME: the TAP interface $tap exists" ip link show "$tap"
+	need "$NAME: vdpa dev add, bound to virtio_vdpa" vdpa_add "$NAME" virtio_vdpa
+	need "$NAME: virtio_net made an interface of it" wait_for 30 vdpa_netdev "$NAME"
+	IFA=$(vdpa_netdev "$NAME")
+	IFB=$tap
+	mac=$(cat "/sys/class/net/$IFA/address")
+	mtu=$(cat "/sys/class/net/$IFA/mtu")
+	echo "# $IFA: mac $mac mtu $mtu"
+}
+
+net_down() {
+	local rc
+	netns_clear
+	check "$NAME: vdpa dev del" vdpa_del "$NAME"
+	daemon_stop $NET "$NAME"
+	rc=$?
+	check "$NAME: vduse-net exits with status 0 on SIGTERM" test $rc -eq 0
+	check "$NAME: /dev/vduse/$NAME is gone" \
+		wait_for 10 sh -c "! test -e /dev/vduse/$NAME"
+	NAME=
+}
+
+# Split ring, MAC and MTU from the command line.
+net_case vn-split vtap0 --mac 02:11:22:33:44:55 --mtu 1400 --no-packed
+check "vn-split: the interface has the MAC of the config space" \
+	test "$(cat /sys/class/net/$IFA/address)" = 02:11:22:33:44:55
+check "vn-split: and its MTU" test "$(cat /sys/class/net/$IFA/mtu)" -eq 1400
+need "vn-split: the two ends go into namespaces vn-a and vn-b" netns_pair "$IFA" "$IFB"
+check "vn-split: 20 pings across, none lost" ping_ok "$IFA" 20
+check "vn-split: iperf3 TCP vn-a -> vn-b, everything arrives" iperf_ok "$IFA" 5
+check "vn-split: iperf3 TCP vn-b -> vn-a, everything arrives" iperf_ok "$IFA" 5 -R
+check "vn-split: pings of 1352 bytes (a full 1400-byte frame)" \
+	sh -c "ip netns exec vn-a ping -6 -c 5 -i 0.2 -s 1352 -M do fe80::b%$IFA | grep -q ' 0% packet loss'"
+net_down
+
+# Packed ring, default MAC.
+net_case vn-packed vtap1
+check "vn-packed: packed ring negotiated" \
+	sh -c "f=\$(cat /sys/bus/vdpa/devices/vn-packed/virtio*/features); test \"\${f:34:1}\" = 1"
+check "vn-packed: a locally administered MAC by default" \
+	sh -c "mac=\$(cat /sys/class/net/$IFA/address); test \$((0x\${mac%%:*} & 2)) -eq 2"
+need "vn-packed: the two ends go into namespaces" netns_pair "$IFA" "$IFB"
+check "vn-packed: 20 pings across, none lost" ping_ok "$IFA" 20
+check "vn-packed: iperf3 TCP vn-a -> vn-b, everything arrives" iperf_ok "$IFA" 5
+check "vn-packed: iperf3 TCP vn-b -> vn-a, everything arrives" iperf_ok "$IFA" 5 -R
+net_down
+
+# A restart with the reconnect log (split ring: the log needs one).
+LOG=/tmp/vn-recon.log
+rm -f $LOG
+net_case vn-recon vtap2 --reconnect-log $LOG
+need "vn-recon: the two ends go into namespaces" netns_pair "$IFA" "$IFB"
+check "vn-recon: 10 pings across, none lost" ping_ok "$IFA" 10
+daemon_stop $NET vn-recon KILL
+rc=$?
+check "vn-recon: vduse-net died of SIGKILL" test $rc -eq 137
+check "vn-recon: the virtio-net interface stays" ip -n vn-a link show "$IFA"
+# The TAP went away with the daemon; the new one must go back into vn-b.
+daemon_start $NET vn-recon --tap vtap2 --reconnect-log $LOG
+need "vn-recon: a new vduse-net takes the device back" daemon_ready $NET vn-recon
+check "vn-recon: it re-attached to the existing device" \
+	grep -q 're-attached to the existing device' /tmp/vduse-net-vn-recon.log
+need "vn-recon: its TAP goes into vn-b again" \
+	sh -c "ip link set vtap2 netns vn-b && ip -n vn-b addr add fe80::b/64 dev vtap2 nodad &&
+		ip -n vn-b link set vtap2 up"
+check "vn-recon: after the restart 20 pings across, none lost" \
+	bash -c "sleep 1; $(declare -f ping_ok); ping_ok $IFA 20"
+check "vn-recon: and a TCP transfer" iperf_ok "$IFA" 3
+net_down
+
+# ---------------------------------------------------------------------------
+# DPDK testpmd as the device of two VDUSE net devices (our module, or the
+# stock one: the same test).
+rm -f /tmp/tp.in
+mkfifo /tmp/tp.in
+dpdk-testpmd --no-huge -m 1024 --no-pci \
+	--vdev 'net_vhost0,iface=/dev/vduse/tp-net0,queues=1' \
+	--vdev 'net_vhost1,iface=/dev/vduse/tp-net1,queues=1' -- \
+	--forward-mode=io --auto-start --nb-cores=1 --total-num-mbufs=16384 \
+	</tmp/tp.in >/tmp/tp.log 2>&1 &
+TPMD=$!
+exec 7>/tmp/tp.in
+need "testpmd creates /dev/vduse/tp-net0 and tp-net1" \
+	wait_for 90 sh -c "test -e /dev/vduse/tp-net0 && test -e /dev/vduse/tp-net1"
+need "tp-net0: vdpa dev add" vdpa_add tp-net0 virtio_vdpa
+need "tp-net1: vdpa dev add" vdpa_add tp-net1 virtio_vdpa
+need "both got a virtio-net interface" \
+	wait_for 30 sh -c "ls /sys/bus/vdpa/devices/tp-net1/virtio*/net/ >/dev/null 2>&1"
+IFA=$(vdpa_netdev tp-net0)
+IFB=$(vdpa_netdev tp-net1)
+need "the two interfaces go into namespaces vn-a and vn-b" netns_pair "$IFA" "$IFB"
+check "testpmd: 20 pings across, none lost" \
+	bash -c "sleep 2; $(declare -f ping_ok); ping_ok $IFA 20"
+check "testpmd: iperf3 TCP through DPDK, everything arrives" iperf_ok "$IFA" 5
+netns_clear
+check "tp-net0: vdpa dev del" vdpa_del tp-net0
+check "tp-net1: vdpa dev del" vdpa_del tp-net1
+kill "$TPMD"
+check "testpmd exits on SIGTERM" wait_for 30 proc_gone "$TPMD"
+exec 7>&-
+TPMD=
+check "testpmd's devices are gone" \
+	sh -c "! test -e /dev/vduse/tp-net0 && ! test -e /dev/vduse/tp-net1"
+
+finish
