@@ -34,6 +34,7 @@
 #include <linux/virtio_ring.h>
 
 #include "libvduse.h"
+#include "iotlb.h"
 #include "vring.h"
 
 #ifndef VIRTIO_F_RING_PACKED
@@ -72,48 +73,6 @@ vlog(int level, const char *fmt, ...)
 	va_end(ap);
 	log_fn(level, buf);
 }
-
-/**
- * struct vduse_map - one IOTLB entry mapped into this process
- * @start: first IOVA
- * @last: last IOVA (inclusive)
- * @addr: address of @start in this process
- * @base: what mmap() returned
- * @len: the mapping's length
- * @perm: VDUSE_ACCESS_* of the entry
- * @umem: @addr points into registered umem (not ours to unmap)
- */
-struct vduse_map {
-	uint64_t start;
-	uint64_t last;
-	char *addr;
-	void *base;
-	size_t len;
-	uint8_t perm;
-	bool umem;
-};
-
-/**
- * struct vduse_as - an address space as the daemon sees it
- * @lock: protects everything below
- * @maps: mapped IOTLB entries, unordered
- * @nmaps: entries in @maps
- * @dead: entries dropped by UPDATE_IOTLB, unmapped when no queue runs
- * @ndead: entries in @dead
- * @umem: registered bounce memory, or NULL
- * @umem_size: its size
- * @umem_tried: a registration was attempted since the last reset
- */
-struct vduse_as {
-	pthread_rwlock_t lock;
-	struct vduse_map *maps;
-	unsigned int nmaps;
-	struct vduse_map *dead;
-	unsigned int ndead;
-	void *umem;
-	uint64_t umem_size;
-	bool umem_tried;
-};
 
 struct vduse_watch {
 	int fd;
@@ -198,12 +157,6 @@ struct vduse_dev {
 /* ------------------------------------------------------------------ */
 /* Address translation                                                 */
 
-static void map_release(struct vduse_map *m)
-{
-	if (!m->umem && m->base)
-		munmap(m->base, m->len);
-}
-
 static bool any_queue_running(struct vduse_dev *dev)
 {
 	for (unsigned int i = 0; i < dev->params.num_queues; i++)
@@ -212,53 +165,11 @@ static bool any_queue_running(struct vduse_dev *dev)
 	return false;
 }
 
-/* Unmap the graveyard of every address space; no queue may be running. */
+/* Unmap the graveyards; no queue may be running. */
 static void as_reap(struct vduse_dev *dev)
 {
-	for (unsigned int a = 0; a < dev->nas; a++) {
-		struct vduse_as *as = &dev->as[a];
-
-		pthread_rwlock_wrlock(&as->lock);
-		for (unsigned int i = 0; i < as->ndead; i++)
-			map_release(&as->dead[i]);
-		free(as->dead);
-		as->dead = NULL;
-		as->ndead = 0;
-		pthread_rwlock_unlock(&as->lock);
-	}
-}
-
-/* Drop the mappings of @as that overlap [start, last]. */
-static void as_invalidate(struct vduse_as *as, uint64_t start, uint64_t last)
-{
-	unsigned int i = 0;
-
-	pthread_rwlock_wrlock(&as->lock);
-	while (i < as->nmaps) {
-		struct vduse_map *m = &as->maps[i];
-		struct vduse_map *dead;
-
-		if (m->last < start || m->start > last) {
-			i++;
-			continue;
-		}
-		dead = realloc(as->dead, (as->ndead + 1) * sizeof(*dead));
-		if (dead) {
-			as->dead = dead;
-			as->dead[as->ndead++] = *m;
-		}
-		/* Without memory for the graveyard the mapping leaks. */
-		as->maps[i] = as->maps[--as->nmaps];
-	}
-	pthread_rwlock_unlock(&as->lock);
-}
-
-static struct vduse_map *as_find(struct vduse_as *as, uint64_t iova)
-{
-	for (unsigned int i = 0; i < as->nmaps; i++)
-		if (iova >= as->maps[i].start && iova <= as->maps[i].last)
-			return &as->maps[i];
-	return NULL;
+	for (unsigned int a = 0; a < dev->nas; a++)
+		iotlb_reap(&dev->as[a]);
 }
 
 /*
@@ -294,7 +205,6 @@ static void as_try_umem(struct vduse_dev *dev, unsigned int asid,
 	struct vduse_iova_info info = { .asid = asid, .start = iova, .last = iova };
 	struct vduse_iova_umem umem = { .asid = asid };
 	struct vduse_map m = { 0 };
-	struct vduse_map *maps;
 	void *p;
 
 	if (ioctl(dev->fd, VDUSE_IOTLB_GET_INFO, &info) ||
@@ -315,39 +225,37 @@ static void as_try_umem(struct vduse_dev *dev, unsigned int asid,
 		munmap(p, umem.size);
 		return;
 	}
-	maps = realloc(as->maps, (as->nmaps + 1) * sizeof(*maps));
-	if (!maps) {
-		ioctl(dev->fd, VDUSE_IOTLB_DEREG_UMEM, &umem);
-		munmap(p, umem.size);
-		return;
-	}
-	as->maps = maps;
-	as->umem = p;
-	as->umem_size = umem.size;
 	m.start = info.start;
 	m.last = info.last;
 	m.addr = p;
 	m.perm = VDUSE_ACCESS_RW;
-	m.umem = true;
-	as->maps[as->nmaps++] = m;
+	if (iotlb_insert(as, &m)) {
+		ioctl(dev->fd, VDUSE_IOTLB_DEREG_UMEM, &umem);
+		munmap(p, umem.size);
+		return;
+	}
+	as->umem = p;
+	as->umem_size = umem.size;
 	vlog(2, "%s: %llu bytes of umem registered for address space %u",
 	     dev->name, (unsigned long long)umem.size, asid);
 }
 
 /* Ask the kernel for the entry covering @iova and map it. */
-static int as_fault(struct vduse_dev *dev, unsigned int asid,
-		    struct vduse_as *as, uint64_t iova)
+static int as_fault(void *ctx, struct vduse_as *as, uint64_t iova)
 {
+	struct vduse_vq *vq = ctx;
+	struct vduse_dev *dev = vq->dev;
+	unsigned int asid = as - dev->as;
 	struct vduse_iotlb_entry_v2 e = { .asid = asid };
 	struct vduse_map m = { 0 };
-	struct vduse_map *maps;
 	uint64_t aligned;
+	int ret;
 	long page = sysconf(_SC_PAGESIZE);
 	int fd, prot = 0;
 
 	if (dev->params.umem && !as->umem_tried) {
 		as_try_umem(dev, asid, as, iova);
-		if (as_find(as, iova))
+		if (iotlb_find(as, iova))
 			return 0;
 	}
 	e.start = iova;
@@ -379,13 +287,11 @@ static int as_fault(struct vduse_dev *dev, unsigned int asid,
 	if (m.base == MAP_FAILED)
 		return -errno;
 	m.addr = (char *)m.base + (e.offset - aligned);
-	maps = realloc(as->maps, (as->nmaps + 1) * sizeof(*maps));
-	if (!maps) {
+	ret = iotlb_insert(as, &m);
+	if (ret) {
 		munmap(m.base, m.len);
-		return -ENOMEM;
+		return ret;
 	}
-	as->maps = maps;
-	as->maps[as->nmaps++] = m;
 	vlog(2, "%s: as %u: mapped [0x%llx, 0x%llx] perm %u", dev->name, asid,
 	     (unsigned long long)m.start, (unsigned long long)m.last, m.perm);
 	return 0;
@@ -397,29 +303,9 @@ static void *vq_xlate(void *opaque, uint64_t iova, uint64_t len, bool write,
 {
 	struct vduse_vq *vq = opaque;
 	struct vduse_dev *dev = vq->dev;
-	unsigned int asid = dev->group_asid[vq->group];
-	struct vduse_as *as = &dev->as[asid];
-	struct vduse_map *m;
-	void *addr = NULL;
-	uint8_t need = write ? VDUSE_ACCESS_WO : VDUSE_ACCESS_RO;
 
-	pthread_rwlock_rdlock(&as->lock);
-	m = as_find(as, iova);
-	if (!m) {
-		pthread_rwlock_unlock(&as->lock);
-		pthread_rwlock_wrlock(&as->lock);
-		m = as_find(as, iova);
-		if (!m && as_fault(dev, asid, as, iova) == 0)
-			m = as_find(as, iova);
-	}
-	if (m && (m->perm & need)) {
-		uint64_t avail = m->last - iova + 1;
-
-		addr = m->addr + (iova - m->start);
-		*plen = (avail == 0 || avail > len) ? len : avail;
-	}
-	pthread_rwlock_unlock(&as->lock);
-	return addr;
+	return iotlb_translate(&dev->as[dev->group_asid[vq->group]], iova, len,
+			       write, plen, as_fault, vq);
 }
 
 /* ------------------------------------------------------------------ */
@@ -837,8 +723,24 @@ static void dev_reset(struct vduse_dev *dev)
 	for (unsigned int g = 0; g < dev->ngroups; g++)
 		dev->group_asid[g] = 0;
 	for (unsigned int a = 0; a < dev->nas; a++) {
-		as_invalidate(&dev->as[a], 0, UINT64_MAX);
-		dev->as[a].umem_tried = false;
+		struct vduse_as *as = &dev->as[a];
+
+		iotlb_invalidate(as, 0, UINT64_MAX);
+		if (as->umem) {
+			struct vduse_iova_umem umem = {
+				.asid = a,
+				.uaddr = (uintptr_t)as->umem,
+				.size = as->umem_size,
+			};
+
+			/* Give the kernel its own bounce pages back. */
+			if (ioctl(dev->fd, VDUSE_IOTLB_DEREG_UMEM, &umem))
+				vlog(1, "%s: DEREG_UMEM: %s", dev->name,
+				     strerror(errno));
+			munmap(as->umem, as->umem_size);
+			as->umem = NULL;
+		}
+		as->umem_tried = false;
 	}
 	as_reap(dev);
 	for (unsigned int i = 0; i < dev->params.num_queues; i++)
@@ -902,7 +804,7 @@ static int handle_request(struct vduse_dev *dev, struct vduse_dev_request *req,
 		}
 		if (asid >= dev->nas)
 			return VDUSE_REQ_RESULT_FAILED;
-		as_invalidate(&dev->as[asid], start, last);
+		iotlb_invalidate(&dev->as[asid], start, last);
 		if (!any_queue_running(dev))
 			as_reap(dev);
 		return VDUSE_REQ_RESULT_OK;
@@ -1092,7 +994,7 @@ static int dev_alloc(struct vduse_dev *dev)
 	if (!dev->vqs || !dev->as || !dev->group_asid)
 		return -ENOMEM;
 	for (unsigned int a = 0; a < dev->nas; a++)
-		pthread_rwlock_init(&dev->as[a].lock, NULL);
+		iotlb_init(&dev->as[a]);
 	for (unsigned int i = 0; i < p->num_queues; i++) {
 		struct vduse_vq *vq = &dev->vqs[i];
 
@@ -1115,20 +1017,9 @@ static void dev_free(struct vduse_dev *dev)
 	if (dev->vqs)
 		for (unsigned int i = 0; i < dev->params.num_queues; i++)
 			free(dev->vqs[i].iov);
-	if (dev->as) {
-		for (unsigned int a = 0; a < dev->nas; a++) {
-			struct vduse_as *as = &dev->as[a];
-
-			for (unsigned int i = 0; i < as->nmaps; i++)
-				map_release(&as->maps[i]);
-			free(as->maps);
-		}
-		as_reap(dev);
-		for (unsigned int a = 0; a < dev->nas; a++) {
-			if (dev->as[a].umem)
-				munmap(dev->as[a].umem, dev->as[a].umem_size);
-		}
-	}
+	if (dev->as)
+		for (unsigned int a = 0; a < dev->nas; a++)
+			iotlb_fini(&dev->as[a]);
 	if (dev->log)
 		munmap(dev->log, dev->log_len);
 	if (dev->stopfd >= 0)
