@@ -73,6 +73,11 @@ ping_ok() {
 	echo "$out" | grep -q " 0% packet loss"
 }
 
+# listening NS PORT: a TCP socket listens on PORT in namespace NS.
+listening() {
+	ip netns exec "$1" ss -Hltn "sport = :$2" | grep -q .
+}
+
 # iperf_ok IF-A SECONDS [-R]: an iperf3 TCP run from vn-a to vn-b (or back)
 # that completes and moves more than 1 MB; prints throughput and TCP
 # retransmissions.
@@ -81,7 +86,7 @@ iperf_ok() {
 	json=$(mktemp /tmp/iperf-XXXXXX.json)
 	ip netns exec vn-b iperf3 -s -1 -B fe80::b%"${IFB}" >/dev/null 2>&1 &
 	srv=$!
-	sleep 1
+	wait_for 30 listening vn-b 5201
 	ip netns exec vn-a timeout 60 iperf3 -c "fe80::b%$ifa" -t "$secs" $rev \
 		-J >"$json" 2>&1
 	rc=$?
@@ -133,7 +138,7 @@ while True:
 open("/tmp/bulk.rcv", "w").write(f"{n} {h.hexdigest()}\n")
 ' "$bind" &
 	local srv=$!
-	sleep 1
+	wait_for 30 listening $to 5301
 	ip netns exec $from python3 -c '
 import socket, sys
 host, scope = sys.argv[1].split("%")
