@@ -116,7 +116,19 @@ struct vduse_ops {
 	void (*status)(struct vduse_dev *dev, uint8_t status);
 };
 
-/* Device lifetime (control thread). */
+/*
+ * Device lifetime (control thread).
+ *
+ * vduse_dev_create() creates the device, or re-attaches to an existing one
+ * of that name when @params->reconnect_log is set (a leftover nobody holds
+ * is replaced otherwise); NULL with errno on failure.  vduse_dev_run()
+ * serves control messages until vduse_dev_stop() or until the kernel marks
+ * the device broken (-EIO).  vduse_dev_destroy() stops the queues, closes
+ * the device, removes the reconnect log and destroys the device; the
+ * handle is freed whatever it returns (-EBUSY: still attached with vdpa,
+ * destroy it later by name).  vduse_dev_close() frees the handle and
+ * leaves the device for the next daemon.
+ */
 struct vduse_dev *vduse_dev_create(const struct vduse_dev_params *params,
 				   const struct vduse_ops *ops, void *priv);
 int vduse_dev_run(struct vduse_dev *dev);
