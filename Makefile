@@ -13,9 +13,11 @@ obj-$(CONFIG_VDPA_USER) += vduse.o
 vduse-y := vduse_dev.o iova_domain.o
 
 # Out of tree, our uapi header and the compat shims for older kernels come
-# before the kernel's own headers.  In-tree builds never see them.
-ifneq ($(KBUILD_EXTMOD),)
-NOSTDINC_FLAGS += -I$(src)/include -include $(src)/include/compat/vduse_compat.h
+# before the kernel's own headers.  A kernel tree's drivers/vdpa/vdpa_user/
+# has no include/ directory, so in-tree builds, "make M=drivers/vdpa/vdpa_user"
+# included, never see them.
+ifneq ($(wildcard $(src)/include/compat/vduse_compat.h),)
+include $(src)/include/compat/Kbuild
 endif
 
 else

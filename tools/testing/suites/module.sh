@@ -46,7 +46,8 @@ if modinfo vduse >/dev/null 2>&1; then
 		echo "#   stock: $stock_show"
 	fi
 else
-	fail "the kernel ships a stock vduse.ko to compare with"
+	# Debian's 6.1 kernels have no vDPA stack, hence no stock module.
+	echo "# skip - comparison with the stock module: kernel $(uname -r) ships no vduse.ko"
 fi
 
 n=0

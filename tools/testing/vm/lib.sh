@@ -12,6 +12,9 @@ PATH=$PATH:/usr/sbin:/sbin
 REPO=${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)}
 VDUSE_CACHE=${VDUSE_CACHE:-/var/cache/vduse-test}
 ROOT=$VDUSE_CACHE/root
+# Debian's 6.1 kernels are bookworm's: a second, smaller root holds their
+# headers, kbuild and gcc-12, and their source for the vDPA stack.
+OLDROOT=$VDUSE_CACHE/root-bookworm
 MIRROR=${VDUSE_MIRROR:-http://deb.debian.org/debian}
 SECMIRROR=${VDUSE_SECMIRROR:-http://deb.debian.org/debian-security}
 BUILD=$REPO/build
@@ -51,13 +54,19 @@ host_setup() {
 		die "apt-get install ${need[*]} failed"
 }
 
-# Run a command inside the root, with /proc mounted in a private mount
-# namespace so nothing is left mounted when it ends.
-in_root() {
-	unshare -m -- sh -c 'mount -t proc proc "$0/proc" && mount -t tmpfs tmp "$0/dev/shm" 2>/dev/null; exec chroot "$0" "$@"' "$ROOT" \
+# in_chroot DIR CMD...: run a command inside a Debian tree, with /proc
+# mounted in a private mount namespace so nothing is left mounted when it
+# ends.
+in_chroot() {
+	local dir=$1
+	shift
+	unshare -m -- sh -c 'mount -t proc proc "$0/proc" && mount -t tmpfs tmp "$0/dev/shm" 2>/dev/null; exec chroot "$0" "$@"' "$dir" \
 		env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C.UTF-8 \
 		DEBIAN_FRONTEND=noninteractive "$@"
 }
+
+# Run a command inside the guest root.
+in_root() { in_chroot "$ROOT" "$@"; }
 
 root_apt_install() {
 	in_root apt-get install -y -q --no-install-recommends "$@" \
@@ -98,9 +107,47 @@ _root_setup() {
 }
 root_setup() { with_lock _root_setup; }
 
+# The bookworm build root, for Debian's 6.1 kernels only.  Minimal: a
+# compiler and make; the kernel headers come with kernel_fetch.
+OLDROOT_PACKAGES="gcc make binutils libc6-dev xz-utils kmod sparse"
+
+_oldroot_setup() {
+	local stamp=$OLDROOT/.vduse-root pkgs
+	pkgs=$(echo $OLDROOT_PACKAGES)
+	if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$pkgs" ]; then
+		return 0
+	fi
+	if [ ! -f "$OLDROOT/.debootstrap-done" ]; then
+		log "building the Debian bookworm build root in $OLDROOT (about 2 minutes)"
+		rm -rf "$OLDROOT.tmp"
+		debootstrap --variant=minbase --include=ca-certificates \
+			bookworm "$OLDROOT.tmp" "$MIRROR" >"$VDUSE_CACHE/debootstrap-bookworm.log" 2>&1 ||
+			die "debootstrap bookworm failed (see $VDUSE_CACHE/debootstrap-bookworm.log)"
+		cat >"$OLDROOT.tmp/etc/apt/sources.list" <<-EOF
+		deb $MIRROR bookworm main
+		deb $MIRROR bookworm-updates main
+		deb $SECMIRROR bookworm-security main
+		EOF
+		touch "$OLDROOT.tmp/.debootstrap-done"
+		mv "$OLDROOT.tmp" "$OLDROOT"
+	fi
+	log "installing the compiler into the bookworm build root"
+	in_chroot "$OLDROOT" apt-get update -q >>"$VDUSE_CACHE/apt.log" 2>&1 ||
+		die "apt-get update in the bookworm root failed"
+	oldroot_apt_install $pkgs
+	echo "$pkgs" >"$stamp"
+}
+oldroot_setup() { with_lock _oldroot_setup; }
+
+oldroot_apt_install() {
+	in_chroot "$OLDROOT" apt-get install -y -q --no-install-recommends "$@" \
+		>>"$VDUSE_CACHE/apt.log" 2>&1 ||
+		die "apt-get install $* in the bookworm root failed (see $VDUSE_CACHE/apt.log)"
+}
+
 # Newest Debian kernel of a series, as its package version string
 # (7.3.4+deb13-amd64).  7.3 comes from trixie-backports, 6.12 from trixie,
-# 6.1 from bookworm (looked up in the host's apt lists).
+# 6.1 from bookworm (looked up in the bookworm build root).
 kernel_resolve() {
 	local series=$1 cache ver
 	cache=$VDUSE_CACHE/kernels/resolved-$series
@@ -116,7 +163,9 @@ kernel_resolve() {
 			awk '{print $1}' | sed 's/^linux-headers-//' | sort -V | tail -n 1)
 		;;
 	6.1)
-		ver=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' 2>/dev/null |
+		oldroot_setup
+		ver=$(in_chroot "$OLDROOT" apt-cache search --names-only \
+			'^linux-image-6\.1\.0-[0-9]+-amd64$' 2>/dev/null |
 			awk '{print $1}' | sed 's/^linux-image-//' | sort -V | tail -n 1)
 		;;
 	*)	die "unknown kernel series '$series' (7.3, 6.12 or 6.1)" ;;
@@ -131,10 +180,16 @@ kernel_resolve() {
 }
 
 # Download, unpack and install a test kernel: vmlinuz and modules under
-# $VDUSE_CACHE/kernels/VER, the module tree and headers in the root.
+# $VDUSE_CACHE/kernels/VER, the module tree and headers in the root (for
+# 6.1: headers in the bookworm root, and the vDPA stack it lacks).
 _kernel_fetch() {
+	local series=$1 ver=$2 kdir=$VDUSE_CACHE/kernels/$2
+	[ -f "$kdir/.done" ] || _kernel_image "$series" "$ver"
+	[ "$series" != 6.1 ] || _vdpa_stack_build "$ver"
+}
+
+_kernel_image() {
 	local series=$1 ver=$2 kdir=$VDUSE_CACHE/kernels/$2 debs d
-	[ -f "$kdir/.done" ] && return 0
 	log "fetching Debian kernel $ver"
 	debs=$VDUSE_CACHE/debs
 	mkdir -p "$debs" "$ROOT/var/tmp/debs"
@@ -142,9 +197,8 @@ _kernel_fetch() {
 	mkdir -p "$kdir"
 	case $series in
 	6.1)
-		(cd "$debs" && apt-get download -q "linux-image-$ver" >/dev/null 2>&1) ||
-			{ apt-get update -q >/dev/null; (cd "$debs" && apt-get download -q "linux-image-$ver"); } ||
-			die "cannot download linux-image-$ver"
+		_oldroot_setup
+		_oldroot_download "linux-image-$ver"
 		dpkg -x "$debs"/linux-image-"${ver}"_*.deb "$kdir"
 		;;
 	*)
@@ -176,7 +230,86 @@ _kernel_fetch() {
 	_initramfs "$ver" "$ROOT/usr/lib/modules/$ver"
 	touch "$kdir/.done"
 }
-kernel_fetch() { with_lock _kernel_fetch "$@"; }
+kernel_fetch() {
+	with_lock _kernel_fetch "$@" || return 1
+	_vdpa_stack_install "$2"
+}
+
+# _oldroot_download PKG[=VERSION]: fetch a bookworm package into the deb
+# cache, unless it is there already.
+_oldroot_download() {
+	local pkg=${1%%=*} debs=$VDUSE_CACHE/debs
+	case $1 in
+	*=*)	ls "$debs/${pkg}_${1#*=}_"*.deb >/dev/null 2>&1 && return 0 ;;
+	*)	ls "$debs/${pkg}_"*.deb >/dev/null 2>&1 && return 0 ;;
+	esac
+	mkdir -p "$debs" "$OLDROOT/var/tmp/debs"
+	rm -f "$OLDROOT"/var/tmp/debs/*.deb
+	in_chroot "$OLDROOT" sh -c "cd /var/tmp/debs && apt-get download -q '$1'" \
+		>>"$VDUSE_CACHE/apt.log" 2>&1 ||
+		die "cannot download $1 (see $VDUSE_CACHE/apt.log)"
+	mv "$OLDROOT"/var/tmp/debs/*.deb "$debs/"
+}
+
+# The vDPA stack of a 6.1 kernel.  Debian enabled the vDPA bus in 6.6, so
+# its 6.1 kernels have no vdpa.ko, virtio_vdpa.ko or vhost_vdpa.ko (vhost,
+# vhost_iotlb and irqbypass are there).  Build the three from Debian's
+# own source of that kernel, out of tree against its headers, in the
+# bookworm root.  Kept in $VDUSE_CACHE/kernels/VER/vdpa/ with their
+# Module.symvers, which the vduse.ko build for that kernel links against.
+VDPA_STACK_FILES="drivers/vdpa/vdpa.c drivers/virtio/virtio_vdpa.c
+drivers/vhost/vdpa.c drivers/vhost/vhost.h"
+
+_vdpa_stack_build() {
+	local ver=$1 out=$VDUSE_CACHE/kernels/$1/vdpa src=/var/tmp/vdpa-stack/$1
+	local debs=$VDUSE_CACHE/debs pkgver tarball f
+	[ -f "$out/.done" ] && return 0
+	log "building the vDPA stack Debian's $ver lacks"
+	_oldroot_setup
+	# The source of exactly the kernel that boots: the image's version.
+	_oldroot_download "linux-image-$ver"
+	pkgver=$(dpkg-deb -f "$(ls "$debs"/linux-image-"${ver}"_*.deb | head -n 1)" Version) ||
+		die "no linux-image-$ver package in $debs"
+	oldroot_apt_install "linux-headers-$ver=$pkgver"
+	_oldroot_download "linux-source-6.1=$pkgver"
+	rm -rf "$OLDROOT$src" "$out"
+	mkdir -p "$OLDROOT$src/tree" "$out"
+	tarball=./usr/src/linux-source-6.1.tar.xz
+	# shellcheck disable=SC2086
+	dpkg-deb --fsys-tarfile "$debs/linux-source-6.1_${pkgver}_all.deb" |
+		tar -xO "$tarball" |
+		tar -xJ -C "$OLDROOT$src/tree" --strip-components=1 \
+			$(for f in $VDPA_STACK_FILES; do echo "linux-source-6.1/$f"; done) ||
+		die "cannot unpack the vDPA sources from linux-source-6.1 $pkgver"
+	cp "$OLDROOT$src/tree/drivers/vdpa/vdpa.c" "$OLDROOT$src/vdpa.c"
+	cp "$OLDROOT$src/tree/drivers/virtio/virtio_vdpa.c" "$OLDROOT$src/virtio_vdpa.c"
+	cp "$OLDROOT$src/tree/drivers/vhost/vdpa.c" "$OLDROOT$src/vhost-vdpa.c"
+	cp "$OLDROOT$src/tree/drivers/vhost/vhost.h" "$OLDROOT$src/vhost.h"
+	cat >"$OLDROOT$src/Kbuild" <<-EOF
+	# The vDPA bus (CONFIG_VDPA), its virtio driver (CONFIG_VIRTIO_VDPA)
+	# and its vhost driver (CONFIG_VHOST_VDPA), as in drivers/*/Makefile.
+	obj-m := vdpa.o virtio_vdpa.o vhost_vdpa.o
+	vhost_vdpa-y := vhost-vdpa.o
+	EOF
+	in_chroot "$OLDROOT" make -C "/usr/src/linux-headers-$ver" M="$src" \
+		modules >"$out/build.log" 2>&1 ||
+		{ cat "$out/build.log" >&2; die "building the vDPA stack for $ver failed"; }
+	cp "$OLDROOT$src"/*.ko "$OLDROOT$src/Module.symvers" "$out/"
+	echo "$pkgver" >"$out/.done"
+}
+
+# Put a kernel's own vDPA stack, if it needed one, where the guest loads it.
+_vdpa_stack_install() {
+	local ver=$1 from=$VDUSE_CACHE/kernels/$1/vdpa m
+	[ -f "$from/.done" ] || return 0
+	mkdir -p "$BUILD/$ver/vdpa"
+	for m in vdpa virtio_vdpa vhost_vdpa; do
+		cmp -s "$from/$m.ko" "$BUILD/$ver/vdpa/$m.ko" && continue
+		# A guest may be loading the old file: replace, never rewrite.
+		cp "$from/$m.ko" "$BUILD/$ver/vdpa/$m.ko.tmp" &&
+			mv "$BUILD/$ver/vdpa/$m.ko.tmp" "$BUILD/$ver/vdpa/$m.ko"
+	done
+}
 
 # Paths of a module and everything it depends on, dependencies first.
 _mod_closure() {
@@ -213,19 +346,34 @@ _initramfs() {
 	rm -rf "$ir"
 }
 
-# Build vduse.ko for kernel VER inside the root; result in build/VER/.
+# The root that builds modules for kernel VER: the bookworm one for
+# Debian's 6.1 kernels (gcc-12, their kbuild), the guest root otherwise.
+build_root() {
+	case $1 in
+	6.1.*)	echo "$OLDROOT" ;;
+	*)	echo "$ROOT" ;;
+	esac
+}
+
+# Build vduse.ko for kernel VER inside its build root; result in build/VER/.
 module_build() {
-	local ver=$1 src=/var/tmp/vduse-build/$1 out=$BUILD/$1
-	mkdir -p "$ROOT$src" "$out"
+	local ver=$1 src=/var/tmp/vduse-build/$1 out=$BUILD/$1 broot extra=
+	broot=$(build_root "$ver")
+	mkdir -p "$broot$src" "$out"
 	# cp -p keeps timestamps, so kbuild only rebuilds what changed.
-	cp -pu "$REPO"/Makefile "$REPO"/Kconfig "$REPO"/*.c "$REPO"/*.h "$ROOT$src/" 2>/dev/null
-	cp -rpu "$REPO/include" "$ROOT$src/"
-	in_root make -s -C "/usr/src/linux-headers-$ver" M="$src" \
-		CONFIG_VDPA_USER=m ${VDUSE_KBUILD_FLAGS:-} modules >"$out/build.log" 2>&1
+	cp -pu "$REPO"/Makefile "$REPO"/Kconfig "$REPO"/*.c "$REPO"/*.h "$broot$src/" 2>/dev/null
+	cp -rpu "$REPO/include" "$broot$src/"
+	# A kernel without a vDPA stack: link against the one built for it.
+	if [ -f "$VDUSE_CACHE/kernels/$ver/vdpa/.done" ]; then
+		cp "$VDUSE_CACHE/kernels/$ver/vdpa/Module.symvers" "$broot$src/vdpa.symvers"
+		extra=KBUILD_EXTRA_SYMBOLS=$src/vdpa.symvers
+	fi
+	in_chroot "$broot" make -s -C "/usr/src/linux-headers-$ver" M="$src" \
+		CONFIG_VDPA_USER=m $extra ${VDUSE_KBUILD_FLAGS:-} modules >"$out/build.log" 2>&1
 	local rc=$?
 	cat "$out/build.log" >&2
 	[ $rc -eq 0 ] || { log "module build for $ver failed"; return 1; }
-	cp "$ROOT$src/vduse.ko" "$out/vduse.ko"
+	cp "$broot$src/vduse.ko" "$out/vduse.ko"
 }
 
 # Build the userspace tools and test programs (tools/Makefile) in the root,
