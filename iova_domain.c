@@ -142,7 +142,7 @@ static int vduse_domain_add_own_entry(struct vduse_iova_domain *domain,
 	struct vduse_domain_map_file *mf;
 	int ret;
 
-	mf = kzalloc(sizeof(*mf), GFP_ATOMIC);
+	mf = kzalloc_obj(*mf, GFP_ATOMIC);
 	if (!mf)
 		return -ENOMEM;
 	mf->offset = start;
@@ -193,7 +193,7 @@ int vduse_domain_set_map(struct vduse_iova_domain *domain,
 
 		if (!src || !src->file)
 			continue;
-		mf = kzalloc(sizeof(*mf), GFP_ATOMIC);
+		mf = kzalloc_obj(*mf, GFP_ATOMIC);
 		if (!mf) {
 			ret = -ENOMEM;
 			break;
@@ -821,7 +821,7 @@ int vduse_domain_reg_umem(struct vduse_iova_domain *domain,
 		goto unlock;
 
 	ret = -ENOMEM;
-	umem = kzalloc(sizeof(*umem), GFP_KERNEL);
+	umem = kzalloc_obj(*umem, GFP_KERNEL);
 	if (!umem)
 		goto unlock;
 	umem->npages = size >> PAGE_SHIFT;
@@ -1024,7 +1024,7 @@ struct vduse_iova_domain *vduse_domain_create(u64 iova_limit,
 	    bounce_size - 1 >= iova_limit)
 		return ERR_PTR(-EINVAL);
 
-	domain = kzalloc(sizeof(*domain), GFP_KERNEL);
+	domain = kzalloc_obj(*domain, GFP_KERNEL);
 	if (!domain)
 		return ERR_PTR(-ENOMEM);
 	domain->iova_limit = iova_limit;

@@ -997,6 +997,12 @@ static int vduse_vdpa_set_group_asid(struct vdpa_device *vdpa,
 
 	if (group >= dev->ngroups || asid >= dev->nas)
 		return -EINVAL;
+	/*
+	 * The daemon never sees a group move while the driver runs.  7.x's
+	 * vhost-vdpa refuses it before asking; older ones do not.
+	 */
+	if (vduse_dev_driver_ok(dev))
+		return -EBUSY;
 	/* Version 0 has a single group in a single address space. */
 	if (dev->api_version < VDUSE_API_VERSION_1)
 		return 0;
@@ -1009,6 +1015,11 @@ static int vduse_vdpa_set_group_asid(struct vdpa_device *vdpa,
 	return 0;
 }
 
+/*
+ * The map token of a virtqueue is its group.  Bus drivers ask for it per
+ * virtqueue, so the device-wide token (vdpa_device.vmap), which only
+ * serves drivers of devices without get_vq_map, stays unset.
+ */
 static union virtio_map vduse_vdpa_get_vq_map(struct vdpa_device *vdpa,
 					      u16 idx)
 {
@@ -2336,7 +2347,7 @@ static long vduse_ctrl_create(struct vduse_control *ctrl, void __user *argp)
 	struct vduse_dev_config *config;
 	long ret;
 
-	config = kmalloc(sizeof(*config), GFP_KERNEL);
+	config = kmalloc_obj(*config, GFP_KERNEL);
 	if (!config)
 		return -ENOMEM;
 	ret = -EFAULT;
@@ -2557,7 +2568,6 @@ static int vduse_mgmt_dev_add(struct vdpa_mgmt_dev *mdev, const char *name,
 	if (ret)
 		goto err;
 
-	vdev->vdpa.vmap.group = &dev->groups[0];
 	vdev->vdpa.mdev = mdev;
 	/* The bus probes a driver now, which sends requests right away. */
 	ret = _vdpa_register_device(&vdev->vdpa, dev->vq_num);
@@ -2591,7 +2601,7 @@ static int vduse_mgmt_init(void)
 {
 	int ret;
 
-	vduse_mgmt = kzalloc(sizeof(*vduse_mgmt), GFP_KERNEL);
+	vduse_mgmt = kzalloc_obj(*vduse_mgmt, GFP_KERNEL);
 	if (!vduse_mgmt)
 		return -ENOMEM;
 
@@ -2732,3 +2742,8 @@ module_exit(vduse_exit);
 
 MODULE_LICENSE("GPL v2");
 MODULE_DESCRIPTION("vDPA Device in Userspace");
+
+/* The KUnit tests need the static functions above: see vduse_kunit.c. */
+#if IS_ENABLED(CONFIG_VDPA_USER_KUNIT_TEST)
+#include "vduse_kunit.c"
+#endif
