@@ -81,6 +81,8 @@ struct vduse_umem {
  * @file: the "[vduse-domain]" anonymous file that owns the domain
  * @iova_limit: last usable IOVA
  * @bounce_size: size of the bounce area, a multiple of PAGE_SIZE
+ * @max_map_size: largest streaming map an empty domain always grants,
+ *	see vduse_domain_max_map_size()
  * @stream_iovad: allocator for streaming maps, 4 KiB granule, IOVA 0 unused
  * @stream_limit_pfn: last 4 KiB frame of the bounce area
  * @coherent_iovad: allocator for coherent memory, PAGE_SIZE granule
@@ -100,6 +102,7 @@ struct vduse_iova_domain {
 	struct file *file;
 	u64 iova_limit;
 	size_t bounce_size;
+	size_t max_map_size;
 
 	struct iova_domain stream_iovad;
 	unsigned long stream_limit_pfn;
@@ -174,8 +177,10 @@ static void vduse_domain_clear_map_locked(struct vduse_iova_domain *domain)
  * Entries owned by the domain itself are kept.  Entries without a
  * backing file are skipped: the daemon could not map them anyway.
  *
- * Return: 0, or -ENOMEM when an entry cannot be added (the domain then
- * has no set_map entries at all).
+ * Return: 0; -ENOSPC when the entries do not fit in the IOTLB (the
+ * iotlb_limit of vduse_domain_create(), counting the domain's own
+ * entries); -ENOMEM when memory for an entry cannot be allocated.  After
+ * an error the domain has no set_map entries at all.
  */
 int vduse_domain_set_map(struct vduse_iova_domain *domain,
 			 struct vhost_iotlb *iotlb)
@@ -575,11 +580,66 @@ bool vduse_domain_need_sync(struct vduse_iova_domain *domain,
  * vduse_domain_bounce_size() - size of the bounce area
  * @domain: the domain
  *
- * Return: the size in bytes; also the largest streaming mapping.
+ * Return: the size in bytes.  Streaming maps that large do not fit: see
+ * vduse_domain_max_map_size().
  */
 size_t vduse_domain_bounce_size(struct vduse_iova_domain *domain)
 {
 	return domain->bounce_size;
+}
+
+/*
+ * alloc_iova_fast() rounds ranges shorter than this many granules up to a
+ * power of two, so that they can go through its per-CPU caches.
+ */
+#define VDUSE_IOVA_ROUNDED_SLOTS	32
+
+/**
+ * vduse_domain_max_map() - largest streaming map of an empty bounce area
+ * @nslots: size of the bounce area in 4 KiB slots
+ *
+ * alloc_iova_fast() aligns a range of n slots on roundup_pow_of_two(n)
+ * (and makes it that long when n < VDUSE_IOVA_ROUNDED_SLOTS), below the
+ * end of the area, and slot 0 is never handed out.  With pow the largest
+ * power of two not above @nslots, the longest range is therefore the tail
+ * [pow, @nslots) when it is longer than pow / 2 and not rounded up, else
+ * [pow / 2, pow): a range one slot longer could only start at slot 0.  A
+ * buffer that does not start on a slot boundary takes one slot more than
+ * its length.
+ *
+ * Return: the largest multiple of 4 KiB that always maps, in bytes.
+ */
+static size_t vduse_domain_max_map(unsigned long nslots)
+{
+	unsigned long pow, tail, n;
+
+	if (!nslots)
+		return 0;
+	pow = rounddown_pow_of_two(nslots);
+	tail = nslots - pow;
+	if (tail > pow / 2 && tail >= VDUSE_IOVA_ROUNDED_SLOTS)
+		n = tail;
+	else
+		n = pow / 2;
+	return n ? (size_t)(n - 1) << VDUSE_BOUNCE_MAP_SHIFT : 0;
+}
+
+/**
+ * vduse_domain_max_map_size() - largest streaming mapping that always fits
+ * @domain: the domain
+ *
+ * The largest multiple of 4 KiB that vduse_domain_map_page() maps in an
+ * otherwise empty domain whatever the offset of the buffer: IOVA ranges
+ * are aligned on a power of two and slot 0 is never used, so about half
+ * the bounce area, less the slot that a buffer which does not start on a
+ * slot boundary spills into.  0 when the bounce area has fewer than four
+ * slots.  This is the maximum mapping size the map ops report.
+ *
+ * Return: the size in bytes.
+ */
+size_t vduse_domain_max_map_size(struct vduse_iova_domain *domain)
+{
+	return domain->max_map_size;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1029,6 +1089,8 @@ struct vduse_iova_domain *vduse_domain_create(u64 iova_limit,
 		return ERR_PTR(-ENOMEM);
 	domain->iova_limit = iova_limit;
 	domain->bounce_size = bounce_size;
+	domain->max_map_size = vduse_domain_max_map(bounce_size >>
+						    VDUSE_BOUNCE_MAP_SHIFT);
 	spin_lock_init(&domain->iotlb_lock);
 	rwlock_init(&domain->bounce_lock);
 	mutex_init(&domain->umem_mutex);

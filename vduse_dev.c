@@ -1207,7 +1207,7 @@ static size_t vduse_map_max_mapping_size(union virtio_map map)
 {
 	struct vduse_iova_domain *domain = vduse_map_domain(map);
 
-	return domain ? vduse_domain_bounce_size(domain) : 0;
+	return domain ? vduse_domain_max_map_size(domain) : 0;
 }
 
 static const struct virtio_map_ops vduse_map_ops = {

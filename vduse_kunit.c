@@ -15,6 +15,10 @@
  *   vduse_msg      the message channel: requests, replies, timeouts,
  *                  and the vdpa ops that talk to the daemon
  *
+ * Where cases differ only in their data, one case walks a table of it
+ * (KUNIT_CASE_PARAM, or a loop for checks that need no setup of their
+ * own).
+ *
  * Run them with
  *   tools/testing/kunit/kunit.py run --kunitconfig=drivers/vdpa/vdpa_user
  */
@@ -41,10 +45,12 @@
  * @domain: the domain, destroyed at the end of the test
  * @view: user address of a shared mmap of the domain file covering the
  *	whole IOVA space (file offset == IOVA), or 0 before kt_view()
+ * @iova_limit: last IOVA of the domain
  */
 struct kt_domain {
 	struct vduse_iova_domain *domain;
 	unsigned long view;
+	u64 iova_limit;
 };
 
 static void kt_domain_destroy(void *data)
@@ -54,19 +60,27 @@ static void kt_domain_destroy(void *data)
 	vduse_domain_destroy(kd->domain);
 }
 
-static struct kt_domain *kt_domain_create(struct kunit *test,
-					  unsigned int iotlb_limit)
+/* A domain of @bounce_size bytes of bounce area and KT_COHERENT_PAGES more. */
+static struct kt_domain *kt_domain_new(struct kunit *test, size_t bounce_size,
+				       unsigned int iotlb_limit)
 {
 	struct kt_domain *kd = kunit_kzalloc(test, sizeof(*kd), GFP_KERNEL);
 
 	KUNIT_ASSERT_NOT_NULL(test, kd);
-	kd->domain = vduse_domain_create(KT_IOVA_LIMIT, KT_BOUNCE_SIZE,
+	kd->iova_limit = bounce_size + KT_COHERENT_PAGES * PAGE_SIZE - 1;
+	kd->domain = vduse_domain_create(kd->iova_limit, bounce_size,
 					 iotlb_limit);
 	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, kd->domain);
 	KUNIT_ASSERT_EQ(test, 0, kunit_add_action_or_reset(test,
 							   kt_domain_destroy,
 							   kd));
 	return kd;
+}
+
+static struct kt_domain *kt_domain_create(struct kunit *test,
+					  unsigned int iotlb_limit)
+{
+	return kt_domain_new(test, KT_BOUNCE_SIZE, iotlb_limit);
 }
 
 /*
@@ -80,11 +94,47 @@ static void kt_view(struct kunit *test, struct kt_domain *kd, u64 iova)
 
 	KUNIT_ASSERT_EQ(test, 0, vduse_domain_find_region(kd->domain, iova,
 							  iova, &region));
-	addr = kunit_vm_mmap(test, region.file, 0, KT_IOVA_LIMIT + 1,
+	addr = kunit_vm_mmap(test, region.file, 0, kd->iova_limit + 1,
 			     PROT_READ | PROT_WRITE, MAP_SHARED, 0);
 	fput(region.file);
 	KUNIT_ASSERT_FALSE(test, !addr || IS_ERR_VALUE(addr));
 	kd->view = addr;
+}
+
+/* Copy @len bytes of user memory at @uaddr into @buf. */
+static void kt_user_read(struct kunit *test, unsigned long uaddr, void *buf,
+			 size_t len)
+{
+	KUNIT_ASSERT_NE(test, uaddr, 0);
+	KUNIT_ASSERT_EQ(test, 0, copy_from_user(buf, (void __user *)uaddr,
+						len));
+}
+
+/* Are the @len bytes of user memory at @uaddr all @byte? */
+static bool kt_user_has(struct kunit *test, unsigned long uaddr, int byte,
+			size_t len)
+{
+	u8 *buf = kunit_kmalloc(test, len, GFP_KERNEL);
+	bool same;
+
+	KUNIT_ASSERT_NOT_NULL(test, buf);
+	kt_user_read(test, uaddr, buf, len);
+	same = !memchr_inv(buf, byte, len);
+	kunit_kfree(test, buf);
+	return same;
+}
+
+/* Write @len bytes of @byte to user memory at @uaddr. */
+static void kt_user_fill(struct kunit *test, unsigned long uaddr, int byte,
+			 size_t len)
+{
+	u8 *buf = kunit_kmalloc(test, len, GFP_KERNEL);
+
+	KUNIT_ASSERT_NE(test, uaddr, 0);
+	KUNIT_ASSERT_NOT_NULL(test, buf);
+	memset(buf, byte, len);
+	KUNIT_ASSERT_EQ(test, 0, copy_to_user((void __user *)uaddr, buf, len));
+	kunit_kfree(test, buf);
 }
 
 /* What the daemon reads at @iova; fails the test if it cannot. */
@@ -92,8 +142,7 @@ static void kt_peek(struct kunit *test, struct kt_domain *kd, u64 iova,
 		    void *buf, size_t len)
 {
 	KUNIT_ASSERT_NE(test, kd->view, 0);
-	KUNIT_ASSERT_EQ(test, 0, copy_from_user(buf, (void __user *)(kd->view + iova),
-						len));
+	kt_user_read(test, kd->view + iova, buf, len);
 }
 
 /* The daemon writes @len bytes of @byte at @iova. */
@@ -101,31 +150,15 @@ static void kt_poke(struct kunit *test, struct kt_domain *kd, u64 iova,
 		    int byte, size_t len)
 {
 	KUNIT_ASSERT_NE(test, kd->view, 0);
-	KUNIT_ASSERT_EQ(test, 0, clear_user((void __user *)(kd->view + iova),
-					    len));
-	if (byte) {
-		void *buf = kunit_kmalloc(test, len, GFP_KERNEL);
-
-		KUNIT_ASSERT_NOT_NULL(test, buf);
-		memset(buf, byte, len);
-		KUNIT_ASSERT_EQ(test, 0, copy_to_user((void __user *)(kd->view + iova),
-						      buf, len));
-		kunit_kfree(test, buf);
-	}
+	kt_user_fill(test, kd->view + iova, byte, len);
 }
 
 /* Does the daemon see @len bytes of @byte at @iova? */
 static bool kt_sees(struct kunit *test, struct kt_domain *kd, u64 iova,
 		    int byte, size_t len)
 {
-	u8 *buf = kunit_kmalloc(test, len, GFP_KERNEL);
-	bool same;
-
-	KUNIT_ASSERT_NOT_NULL(test, buf);
-	kt_peek(test, kd, iova, buf, len);
-	same = !memchr_inv(buf, byte, len);
-	kunit_kfree(test, buf);
-	return same;
+	KUNIT_ASSERT_NE(test, kd->view, 0);
+	return kt_user_has(test, kd->view + iova, byte, len);
 }
 
 /*
@@ -159,31 +192,109 @@ static void kt_unmap(struct kt_domain *kd, dma_addr_t iova, size_t len,
 	vduse_domain_unmap_page(kd->domain, iova, len, dir, attrs);
 }
 
+/* Map @buf (it must succeed) and let the daemon look at the domain. */
+static dma_addr_t kt_map_view(struct kunit *test, struct kt_domain *kd,
+			      void *buf, size_t len,
+			      enum dma_data_direction dir, unsigned long attrs)
+{
+	dma_addr_t iova = kt_map(kd, buf, len, dir, attrs);
+
+	KUNIT_ASSERT_NE(test, iova, DMA_MAPPING_ERROR);
+	kt_view(test, kd, iova);
+	return iova;
+}
+
 static bool kt_filled(const void *buf, int byte, size_t len)
 {
 	return !memchr_inv(buf, byte, len);
 }
 
+/**
+ * struct kt_region - what the daemon should learn of an IOTLB entry
+ * @start: first IOVA of the entry
+ * @last: last IOVA of the entry
+ * @offset: file offset of @start
+ * @perm: VHOST_MAP_* rights
+ * @bounce: the entry is the bounce area
+ * @file: the backing file, or NULL for the domain's own file (not checked)
+ */
+struct kt_region {
+	u64 start;
+	u64 last;
+	u64 offset;
+	u32 perm;
+	bool bounce;
+	struct file *file;
+};
+
+/* The bounce area of a KT_BOUNCE_SIZE domain, once in use. */
+static const struct kt_region kt_bounce_region = {
+	.last = KT_BOUNCE_SIZE - 1,
+	.perm = VHOST_MAP_RW,
+	.bounce = true,
+};
+
+/* The first entry overlapping [@start, @last] is @want. */
+static void kt_expect_region(struct kunit *test, struct kt_domain *kd,
+			     u64 start, u64 last, const struct kt_region *want)
+{
+	struct vduse_domain_region region;
+
+	KUNIT_ASSERT_EQ(test, 0, vduse_domain_find_region(kd->domain, start,
+							  last, &region));
+	KUNIT_EXPECT_EQ(test, region.start, want->start);
+	KUNIT_EXPECT_EQ(test, region.last, want->last);
+	KUNIT_EXPECT_EQ(test, region.offset, want->offset);
+	KUNIT_EXPECT_EQ(test, region.perm, want->perm);
+	KUNIT_EXPECT_EQ(test, region.bounce, want->bounce);
+	if (want->file)
+		KUNIT_EXPECT_PTR_EQ(test, region.file, want->file);
+	fput(region.file);
+}
+
+/* No entry overlaps [@start, @last]. */
+static void kt_expect_no_region(struct kunit *test, struct kt_domain *kd,
+				u64 start, u64 last)
+{
+	struct vduse_domain_region region;
+
+	KUNIT_EXPECT_EQ(test, vduse_domain_find_region(kd->domain, start, last,
+						       &region), -EINVAL);
+}
+
+/* Arguments vduse_domain_create() refuses. */
+static const struct {
+	const char *desc;
+	u64 iova_limit;
+	size_t bounce_size;
+	unsigned int iotlb_limit;
+} kt_bad_domains[] = {
+	{ "no bounce area", KT_IOVA_LIMIT, 0, 8 },
+	{ "bounce size not page aligned", KT_IOVA_LIMIT, PAGE_SIZE + 1, 8 },
+	{ "no IOTLB entries", KT_IOVA_LIMIT, KT_BOUNCE_SIZE, 0 },
+	/* The bounce area must leave room below the IOVA limit. */
+	{ "no room above the bounce area", KT_BOUNCE_SIZE - 1, KT_BOUNCE_SIZE,
+	  8 },
+};
+
 static void vduse_domain_test_create_checks(struct kunit *test)
 {
 	struct vduse_iova_domain *d;
+	unsigned int i;
 
-	KUNIT_EXPECT_EQ(test, PTR_ERR(vduse_domain_create(KT_IOVA_LIMIT, 0, 8)),
-			-EINVAL);
-	KUNIT_EXPECT_EQ(test, PTR_ERR(vduse_domain_create(KT_IOVA_LIMIT,
-							  PAGE_SIZE + 1, 8)),
-			-EINVAL);
-	KUNIT_EXPECT_EQ(test, PTR_ERR(vduse_domain_create(KT_IOVA_LIMIT,
-							  KT_BOUNCE_SIZE, 0)),
-			-EINVAL);
-	/* The bounce area must leave room below the IOVA limit. */
-	KUNIT_EXPECT_EQ(test, PTR_ERR(vduse_domain_create(KT_BOUNCE_SIZE - 1,
-							  KT_BOUNCE_SIZE, 8)),
-			-EINVAL);
+	for (i = 0; i < ARRAY_SIZE(kt_bad_domains); i++)
+		KUNIT_EXPECT_EQ_MSG(test,
+				    PTR_ERR(vduse_domain_create(kt_bad_domains[i].iova_limit,
+								kt_bad_domains[i].bounce_size,
+								kt_bad_domains[i].iotlb_limit)),
+				    -EINVAL, "%s", kt_bad_domains[i].desc);
 
 	d = vduse_domain_create(KT_BOUNCE_SIZE, KT_BOUNCE_SIZE, 8);
 	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, d);
 	KUNIT_EXPECT_EQ(test, vduse_domain_bounce_size(d), KT_BOUNCE_SIZE);
+	/* Half the slots, less one for a buffer's offset. */
+	KUNIT_EXPECT_EQ(test, vduse_domain_max_map_size(d),
+			KT_BOUNCE_SIZE / 2 - KT_SLOT);
 	vduse_domain_destroy(d);
 }
 
@@ -191,127 +302,115 @@ static void vduse_domain_test_create_checks(struct kunit *test)
 static void vduse_domain_test_bounce_entry(struct kunit *test)
 {
 	struct kt_domain *kd = kt_domain_create(test, 64);
-	struct vduse_domain_region region;
 	u8 *buf = kt_buf(test, 0, 64, 0x11);
 	dma_addr_t iova;
 
-	KUNIT_EXPECT_EQ(test, vduse_domain_find_region(kd->domain, 0,
-						       KT_IOVA_LIMIT, &region),
-			-EINVAL);
+	kt_expect_no_region(test, kd, 0, KT_IOVA_LIMIT);
 
 	iova = kt_map(kd, buf, 64, DMA_TO_DEVICE, 0);
 	KUNIT_ASSERT_NE(test, iova, DMA_MAPPING_ERROR);
-	KUNIT_ASSERT_EQ(test, 0, vduse_domain_find_region(kd->domain, iova,
-							  iova, &region));
-	KUNIT_EXPECT_EQ(test, region.start, 0);
-	KUNIT_EXPECT_EQ(test, region.last, KT_BOUNCE_SIZE - 1);
-	KUNIT_EXPECT_EQ(test, region.offset, 0);
-	KUNIT_EXPECT_EQ(test, region.perm, VHOST_MAP_RW);
-	KUNIT_EXPECT_TRUE(test, region.bounce);
-	fput(region.file);
+	kt_expect_region(test, kd, iova, iova, &kt_bounce_region);
 	kt_unmap(kd, iova, 64, DMA_TO_DEVICE, 0);
 
 	/* Unmapping keeps the entry; a device reset drops it. */
-	KUNIT_EXPECT_EQ(test, 0, vduse_domain_find_region(kd->domain, 0, 0,
-							  &region));
-	fput(region.file);
+	kt_expect_region(test, kd, 0, 0, &kt_bounce_region);
 	vduse_domain_reset_bounce_map(kd->domain);
-	KUNIT_EXPECT_EQ(test, vduse_domain_find_region(kd->domain, 0, 0,
-						       &region), -EINVAL);
+	kt_expect_no_region(test, kd, 0, 0);
 
 	/* The next map brings it back. */
 	iova = kt_map(kd, buf, 64, DMA_TO_DEVICE, 0);
 	KUNIT_ASSERT_NE(test, iova, DMA_MAPPING_ERROR);
-	KUNIT_ASSERT_EQ(test, 0, vduse_domain_find_region(kd->domain, 0, 0,
-							  &region));
-	KUNIT_EXPECT_TRUE(test, region.bounce);
-	fput(region.file);
+	kt_expect_region(test, kd, 0, 0, &kt_bounce_region);
 	kt_unmap(kd, iova, 64, DMA_TO_DEVICE, 0);
 }
 
-/* DMA_TO_DEVICE: copied in at map time, never copied back. */
-static void vduse_domain_test_map_to_device(struct kunit *test)
+/**
+ * struct kt_dir_case - one streaming mapping through its whole life
+ * @desc: name of the case
+ * @dir: DMA direction of the mapping
+ * @attrs: DMA attributes of map and unmap
+ * @off: offset of the buffer in its page
+ * @len: length of the buffer
+ */
+struct kt_dir_case {
+	const char *desc;
+	enum dma_data_direction dir;
+	unsigned long attrs;
+	size_t off;
+	size_t len;
+};
+
+static const struct kt_dir_case kt_dir_cases[] = {
+	{ "to device", DMA_TO_DEVICE, 0, 100, 300 },
+	{ "from device", DMA_FROM_DEVICE, 0, 0, 512 },
+	{ "bidirectional", DMA_BIDIRECTIONAL, 0, 8, 1000 },
+	{ "to device, no CPU sync", DMA_TO_DEVICE, DMA_ATTR_SKIP_CPU_SYNC,
+	  2048, 256 },
+	{ "from device, no CPU sync, across slots", DMA_FROM_DEVICE,
+	  DMA_ATTR_SKIP_CPU_SYNC, KT_SLOT - 100, 200 },
+	{ "bidirectional, no CPU sync", DMA_BIDIRECTIONAL,
+	  DMA_ATTR_SKIP_CPU_SYNC, 0, 128 },
+};
+
+KUNIT_ARRAY_PARAM_DESC(kt_dir, kt_dir_cases, desc);
+
+/*
+ * Data moves to the device on map (unless DMA_ATTR_SKIP_CPU_SYNC) and
+ * sync_for_device for DMA_TO_DEVICE and DMA_BIDIRECTIONAL, and back on
+ * sync_for_cpu and unmap (unless DMA_ATTR_SKIP_CPU_SYNC) for
+ * DMA_FROM_DEVICE and DMA_BIDIRECTIONAL; never anything else.
+ */
+static void vduse_domain_test_directions(struct kunit *test)
 {
+	const struct kt_dir_case *p = test->param_value;
+	bool to_dev = p->dir != DMA_FROM_DEVICE;
+	bool to_cpu = p->dir != DMA_TO_DEVICE;
+	bool skip = p->attrs & DMA_ATTR_SKIP_CPU_SYNC;
 	struct kt_domain *kd = kt_domain_create(test, 64);
-	u8 *buf = kt_buf(test, 100, 300, 0xa1);
+	u8 *buf = kt_buf(test, p->off, p->len, 0x11);
+	size_t head = p->off % KT_SLOT;
+	size_t tail = round_up(head + p->len, KT_SLOT) - head - p->len;
+	int dev_has = to_dev && !skip ? 0x11 : 0;
+	int cpu_has;
 	dma_addr_t iova;
 
-	iova = kt_map(kd, buf, 300, DMA_TO_DEVICE, 0);
-	KUNIT_ASSERT_NE(test, iova, DMA_MAPPING_ERROR);
-	KUNIT_EXPECT_LT(test, iova + 300, KT_BOUNCE_SIZE);
-	/* The buffer keeps its offset inside its 4 KiB slot. */
-	KUNIT_EXPECT_EQ(test, iova % KT_SLOT, 100);
+	iova = kt_map_view(test, kd, buf, p->len, p->dir, p->attrs);
+	/* In the bounce area, past slot 0, at the buffer's offset in a slot. */
+	KUNIT_EXPECT_GE(test, iova, KT_SLOT);
+	KUNIT_EXPECT_LE(test, iova + p->len, KT_BOUNCE_SIZE);
+	KUNIT_EXPECT_EQ(test, iova % KT_SLOT, head);
 	KUNIT_EXPECT_TRUE(test, vduse_domain_need_sync(kd->domain, iova));
-
-	kt_view(test, kd, iova);
-	KUNIT_EXPECT_TRUE(test, kt_sees(test, kd, iova, 0xa1, 300));
+	KUNIT_EXPECT_TRUE(test, kt_sees(test, kd, iova, dev_has, p->len));
 	/* Only the buffer is copied, not its neighbours in the page. */
-	KUNIT_EXPECT_TRUE(test, kt_sees(test, kd, iova - 100, 0, 100));
-	KUNIT_EXPECT_TRUE(test, kt_sees(test, kd, iova + 300, 0,
-					KT_SLOT - 400));
+	if (head)
+		KUNIT_EXPECT_TRUE(test, kt_sees(test, kd, iova - head, 0, head));
+	if (tail)
+		KUNIT_EXPECT_TRUE(test, kt_sees(test, kd, iova + p->len, 0,
+						tail));
 
-	/* Whatever the device does, the buffer stays as it was. */
-	kt_poke(test, kd, iova, 0xee, 300);
-	vduse_domain_sync_single_for_cpu(kd->domain, iova, 300, DMA_TO_DEVICE);
-	KUNIT_EXPECT_TRUE(test, kt_filled(buf, 0xa1, 300));
-	kt_unmap(kd, iova, 300, DMA_TO_DEVICE, 0);
-	KUNIT_EXPECT_TRUE(test, kt_filled(buf, 0xa1, 300));
-}
+	/* The CPU writes the buffer and hands it to the device. */
+	memset(buf, 0x22, p->len);
+	vduse_domain_sync_single_for_device(kd->domain, iova, p->len, p->dir);
+	dev_has = to_dev ? 0x22 : dev_has;
+	KUNIT_EXPECT_TRUE(test, kt_sees(test, kd, iova, dev_has, p->len));
 
-/* DMA_FROM_DEVICE: nothing copied in; copied back on sync and unmap. */
-static void vduse_domain_test_map_from_device(struct kunit *test)
-{
-	struct kt_domain *kd = kt_domain_create(test, 64);
-	u8 *buf = kt_buf(test, 0, 512, 0xb2);
-	dma_addr_t iova;
+	/* The device writes, the CPU takes the buffer back. */
+	kt_poke(test, kd, iova, 0x33, p->len);
+	KUNIT_EXPECT_TRUE(test, kt_filled(buf, 0x22, p->len));
+	vduse_domain_sync_single_for_cpu(kd->domain, iova, p->len, p->dir);
+	cpu_has = to_cpu ? 0x33 : 0x22;
+	KUNIT_EXPECT_TRUE(test, kt_filled(buf, cpu_has, p->len));
 
-	iova = kt_map(kd, buf, 512, DMA_FROM_DEVICE, 0);
-	KUNIT_ASSERT_NE(test, iova, DMA_MAPPING_ERROR);
-	kt_view(test, kd, iova);
-	KUNIT_EXPECT_TRUE(test, kt_sees(test, kd, iova, 0, 512));
-
-	kt_poke(test, kd, iova, 0xc3, 512);
-	KUNIT_EXPECT_TRUE(test, kt_filled(buf, 0xb2, 512));
-	vduse_domain_sync_single_for_cpu(kd->domain, iova, 512,
-					 DMA_FROM_DEVICE);
-	KUNIT_EXPECT_TRUE(test, kt_filled(buf, 0xc3, 512));
-
-	/* sync_for_device does not copy for this direction. */
-	memset(buf, 0x01, 512);
-	vduse_domain_sync_single_for_device(kd->domain, iova, 512,
-					    DMA_FROM_DEVICE);
-	KUNIT_EXPECT_TRUE(test, kt_sees(test, kd, iova, 0xc3, 512));
-
-	kt_poke(test, kd, iova, 0xd4, 512);
-	kt_unmap(kd, iova, 512, DMA_FROM_DEVICE, 0);
-	KUNIT_EXPECT_TRUE(test, kt_filled(buf, 0xd4, 512));
-}
-
-/* DMA_BIDIRECTIONAL: both ways. */
-static void vduse_domain_test_map_bidirectional(struct kunit *test)
-{
-	struct kt_domain *kd = kt_domain_create(test, 64);
-	u8 *buf = kt_buf(test, 8, 1000, 0x5a);
-	dma_addr_t iova;
-
-	iova = kt_map(kd, buf, 1000, DMA_BIDIRECTIONAL, 0);
-	KUNIT_ASSERT_NE(test, iova, DMA_MAPPING_ERROR);
-	kt_view(test, kd, iova);
-	KUNIT_EXPECT_TRUE(test, kt_sees(test, kd, iova, 0x5a, 1000));
-
-	memset(buf, 0x6b, 1000);
-	vduse_domain_sync_single_for_device(kd->domain, iova, 1000,
-					    DMA_BIDIRECTIONAL);
-	KUNIT_EXPECT_TRUE(test, kt_sees(test, kd, iova, 0x6b, 1000));
-
-	kt_poke(test, kd, iova, 0x7c, 1000);
-	vduse_domain_sync_single_for_cpu(kd->domain, iova, 1000,
-					 DMA_BIDIRECTIONAL);
-	KUNIT_EXPECT_TRUE(test, kt_filled(buf, 0x7c, 1000));
-
-	kt_poke(test, kd, iova, 0x8d, 1000);
-	kt_unmap(kd, iova, 1000, DMA_BIDIRECTIONAL, 0);
-	KUNIT_EXPECT_TRUE(test, kt_filled(buf, 0x8d, 1000));
+	/* The device writes once more, then the mapping ends. */
+	kt_poke(test, kd, iova, 0x44, p->len);
+	kt_unmap(kd, iova, p->len, p->dir, p->attrs);
+	cpu_has = to_cpu && !skip ? 0x44 : cpu_has;
+	KUNIT_EXPECT_TRUE(test, kt_filled(buf, cpu_has, p->len));
+	/* Nothing around the buffer was written. */
+	KUNIT_EXPECT_TRUE(test, kt_filled(buf - p->off, KT_NEIGHBOUR, p->off));
+	KUNIT_EXPECT_TRUE(test, kt_filled(buf + p->len, KT_NEIGHBOUR,
+					  PAGE_ALIGN(p->off + p->len) -
+					  p->off - p->len));
 }
 
 /* Syncs copy exactly the range asked for, and only for their direction. */
@@ -321,9 +420,7 @@ static void vduse_domain_test_partial_sync(struct kunit *test)
 	u8 *buf = kt_buf(test, 0, 256, 0x10);
 	dma_addr_t iova;
 
-	iova = kt_map(kd, buf, 256, DMA_BIDIRECTIONAL, 0);
-	KUNIT_ASSERT_NE(test, iova, DMA_MAPPING_ERROR);
-	kt_view(test, kd, iova);
+	iova = kt_map_view(test, kd, buf, 256, DMA_BIDIRECTIONAL, 0);
 
 	/* Device writes everything, the CPU syncs bytes 10..29 only. */
 	kt_poke(test, kd, iova, 0x20, 256);
@@ -354,23 +451,6 @@ static void vduse_domain_test_partial_sync(struct kunit *test)
 	KUNIT_EXPECT_TRUE(test, kt_filled(buf, 0x40, 256));
 }
 
-/* DMA_ATTR_SKIP_CPU_SYNC skips the copies of map and unmap. */
-static void vduse_domain_test_skip_cpu_sync(struct kunit *test)
-{
-	struct kt_domain *kd = kt_domain_create(test, 64);
-	u8 *buf = kt_buf(test, 0, 128, 0x99);
-	dma_addr_t iova;
-
-	iova = kt_map(kd, buf, 128, DMA_BIDIRECTIONAL, DMA_ATTR_SKIP_CPU_SYNC);
-	KUNIT_ASSERT_NE(test, iova, DMA_MAPPING_ERROR);
-	kt_view(test, kd, iova);
-	KUNIT_EXPECT_FALSE(test, kt_sees(test, kd, iova, 0x99, 128));
-
-	kt_poke(test, kd, iova, 0x55, 128);
-	kt_unmap(kd, iova, 128, DMA_BIDIRECTIONAL, DMA_ATTR_SKIP_CPU_SYNC);
-	KUNIT_EXPECT_TRUE(test, kt_filled(buf, 0x99, 128));
-}
-
 /*
  * A buffer that starts near the end of one page and spans two more:
  * contiguous in the bounce area, copied across every page boundary.
@@ -385,11 +465,9 @@ static void vduse_domain_test_page_boundaries(struct kunit *test)
 
 	for (i = 0; i < len; i++)
 		buf[i] = i * 7 + 3;
-	iova = kt_map(kd, buf, len, DMA_BIDIRECTIONAL, 0);
-	KUNIT_ASSERT_NE(test, iova, DMA_MAPPING_ERROR);
+	iova = kt_map_view(test, kd, buf, len, DMA_BIDIRECTIONAL, 0);
 	KUNIT_EXPECT_EQ(test, iova % KT_SLOT, off % KT_SLOT);
 
-	kt_view(test, kd, iova);
 	back = kunit_kmalloc(test, len, GFP_KERNEL);
 	KUNIT_ASSERT_NOT_NULL(test, back);
 	kt_peek(test, kd, iova, back, len);
@@ -434,12 +512,10 @@ static void vduse_domain_test_map_limits(struct kunit *test)
 	/*
 	 * IOVA ranges are aligned to their size rounded up to a power of
 	 * two and IOVA 0 is never handed out: half the area is the largest
-	 * mapping that always fits.
+	 * mapping that fits (see vduse_domain_test_max_map for any size).
 	 */
-	iova = kt_map(kd, buf, half, DMA_TO_DEVICE, 0);
-	KUNIT_ASSERT_NE(test, iova, DMA_MAPPING_ERROR);
+	iova = kt_map_view(test, kd, buf, half, DMA_TO_DEVICE, 0);
 	KUNIT_EXPECT_LE(test, iova + half, KT_BOUNCE_SIZE);
-	kt_view(test, kd, iova);
 	KUNIT_EXPECT_TRUE(test, kt_sees(test, kd, iova, 0x42, half));
 
 	/* Ranges that do not lie in the bounce area are ignored. */
@@ -452,6 +528,91 @@ static void vduse_domain_test_map_limits(struct kunit *test)
 	KUNIT_EXPECT_TRUE(test, kt_filled(buf, 0x42, KT_BOUNCE_SIZE));
 
 	kt_unmap(kd, iova, half, DMA_TO_DEVICE, 0);
+}
+
+/**
+ * struct kt_max_map_case - the largest mapping of an empty domain
+ * @nslots: size of the bounce area in 4 KiB slots
+ * @max: slots of the longest IOVA range the allocator gives it; the
+ *	reported maximum is one slot less (for a buffer's offset in its
+ *	first slot), or 0
+ */
+struct kt_max_map_case {
+	unsigned long nslots;
+	unsigned long max;
+};
+
+static const struct kt_max_map_case kt_max_map_cases[] = {
+	/* Slot 0 is never used: one slot maps nothing. */
+	{ 1, 0 }, { 2, 1 }, { 3, 1 }, { 4, 2 }, { 16, 8 }, { 24, 8 },
+	/* 3 and 20 slots would be rounded up to 4 and 32. */
+	{ 7, 2 }, { 52, 16 },
+	/* 32 at slot 32; 36 and 56 slots at slot 64. */
+	{ 96, 32 }, { 100, 36 }, { 120, 56 },
+	/* The smallest bounce size. */
+	{ 256, 128 },
+};
+
+static void kt_max_map_desc(const struct kt_max_map_case *p, char *desc)
+{
+	snprintf(desc, KUNIT_PARAM_DESC_SIZE, "%lu slots, %lu in one range",
+		 p->nslots, p->max);
+}
+
+KUNIT_ARRAY_PARAM(kt_max_map, kt_max_map_cases, kt_max_map_desc);
+
+/*
+ * Does a fresh domain of @nslots slots map @len bytes at offset @head of
+ * a slot (of @buf, which is page aligned)?
+ */
+static bool kt_maps(struct kunit *test, unsigned long nslots, u8 *buf,
+		    size_t head, size_t len)
+{
+	struct kt_domain *kd = kt_domain_new(test, nslots * KT_SLOT, 8);
+	dma_addr_t iova;
+
+	iova = kt_map(kd, buf + head, len, DMA_TO_DEVICE, 0);
+	if (iova != DMA_MAPPING_ERROR) {
+		KUNIT_EXPECT_GE(test, iova, KT_SLOT);
+		KUNIT_EXPECT_LE(test, iova + len, nslots * KT_SLOT);
+		KUNIT_EXPECT_EQ(test, iova % KT_SLOT, head);
+		kt_unmap(kd, iova, len, DMA_TO_DEVICE, 0);
+	}
+	kunit_release_action(test, kt_domain_destroy, kd);
+	return iova != DMA_MAPPING_ERROR;
+}
+
+/*
+ * The maximum mapping size a domain reports maps in an empty domain at
+ * any offset, and is the largest multiple of 4 KiB that does: one slot
+ * more maps only at the start of a slot, and nothing longer maps at all.
+ */
+static void vduse_domain_test_max_map(struct kunit *test)
+{
+	const struct kt_max_map_case *p = test->param_value;
+	size_t max = p->max ? (p->max - 1) * KT_SLOT : 0;
+	struct kt_domain *kd;
+	u8 *buf;
+
+	if (!PAGE_ALIGNED(p->nslots * KT_SLOT))
+		kunit_skip(test, "bounce area not a multiple of PAGE_SIZE");
+	kd = kt_domain_new(test, p->nslots * KT_SLOT, 8);
+	KUNIT_EXPECT_EQ(test, vduse_domain_max_map_size(kd->domain), max);
+	kunit_release_action(test, kt_domain_destroy, kd);
+
+	buf = kt_buf(test, 0, (p->max + 2) * KT_SLOT, 0x5c);
+	if (max) {
+		KUNIT_EXPECT_TRUE(test, kt_maps(test, p->nslots, buf, 0, max));
+		KUNIT_EXPECT_TRUE(test, kt_maps(test, p->nslots, buf,
+						KT_SLOT - 1, max));
+	}
+	if (p->max)
+		KUNIT_EXPECT_TRUE(test, kt_maps(test, p->nslots, buf, 0,
+						max + KT_SLOT));
+	KUNIT_EXPECT_FALSE(test, kt_maps(test, p->nslots, buf, 1,
+					 max + KT_SLOT));
+	KUNIT_EXPECT_FALSE(test, kt_maps(test, p->nslots, buf, 0,
+					 max + KT_SLOT + 1));
 }
 
 /* Every slot can be used; then maps fail cleanly until slots are freed. */
@@ -530,7 +691,7 @@ static void vduse_domain_test_coherent(struct kunit *test)
 {
 	struct kt_domain *kd = kt_domain_create(test, 64);
 	size_t len = 2 * PAGE_SIZE + 100;
-	struct vduse_domain_region region;
+	struct kt_region entry = { .perm = VHOST_MAP_RW };
 	dma_addr_t iova, iova2;
 	u8 *vaddr, *vaddr2;
 
@@ -544,14 +705,10 @@ static void vduse_domain_test_coherent(struct kunit *test)
 	KUNIT_EXPECT_FALSE(test, vduse_domain_need_sync(kd->domain, iova));
 
 	/* Its IOTLB entry: the domain file, file offset == IOVA. */
-	KUNIT_ASSERT_EQ(test, 0, vduse_domain_find_region(kd->domain, iova + 5,
-							  iova + 5, &region));
-	KUNIT_EXPECT_EQ(test, region.start, iova);
-	KUNIT_EXPECT_EQ(test, region.last, iova + PAGE_ALIGN(len) - 1);
-	KUNIT_EXPECT_EQ(test, region.offset, iova);
-	KUNIT_EXPECT_EQ(test, region.perm, VHOST_MAP_RW);
-	KUNIT_EXPECT_FALSE(test, region.bounce);
-	fput(region.file);
+	entry.start = iova;
+	entry.last = iova + PAGE_ALIGN(len) - 1;
+	entry.offset = iova;
+	kt_expect_region(test, kd, iova + 5, iova + 5, &entry);
 
 	/* The same pages for the CPU and the daemon, both ways. */
 	kt_view(test, kd, iova);
@@ -568,16 +725,12 @@ static void vduse_domain_test_coherent(struct kunit *test)
 
 	/* A free that does not match what was handed out is ignored. */
 	vduse_domain_free_coherent(kd->domain, len, vaddr2, iova);
-	KUNIT_EXPECT_EQ(test, 0, vduse_domain_find_region(kd->domain, iova,
-							  iova, &region));
-	fput(region.file);
+	kt_expect_region(test, kd, iova, iova, &entry);
 
 	vduse_domain_free_coherent(kd->domain, len, vaddr, iova);
-	KUNIT_EXPECT_EQ(test, vduse_domain_find_region(kd->domain, iova, iova,
-						       &region), -EINVAL);
+	kt_expect_no_region(test, kd, iova, iova);
 	vduse_domain_free_coherent(kd->domain, 1, vaddr2, iova2);
-	KUNIT_EXPECT_EQ(test, vduse_domain_find_region(kd->domain, iova2,
-						       iova2, &region), -EINVAL);
+	kt_expect_no_region(test, kd, iova2, iova2);
 
 	KUNIT_EXPECT_NULL(test, vduse_domain_alloc_coherent(kd->domain, 0,
 							    &iova, GFP_KERNEL));
@@ -642,13 +795,38 @@ static void kt_iotlb_free(void *iotlb)
 	vhost_iotlb_free(iotlb);
 }
 
-static struct vhost_iotlb *kt_iotlb(struct kunit *test)
+/**
+ * struct kt_entry - an entry of vhost-vdpa's IOTLB
+ * @start: first IOVA
+ * @last: last IOVA
+ * @addr: user address (not used by VDUSE)
+ * @perm: VHOST_MAP_* rights
+ * @mf: its file and offset
+ */
+struct kt_entry {
+	u64 start;
+	u64 last;
+	u64 addr;
+	u32 perm;
+	struct vdpa_map_file *mf;
+};
+
+/* vhost-vdpa's IOTLB holding the @n entries of @e. */
+static struct vhost_iotlb *kt_iotlb(struct kunit *test,
+				    const struct kt_entry *e, unsigned int n)
 {
 	struct vhost_iotlb *iotlb = vhost_iotlb_alloc(16, 0);
 
 	KUNIT_ASSERT_NOT_NULL(test, iotlb);
 	KUNIT_ASSERT_EQ(test, 0, kunit_add_action_or_reset(test, kt_iotlb_free,
 							   iotlb));
+	for (; n--; e++)
+		KUNIT_ASSERT_EQ(test, 0, vhost_iotlb_add_range_ctx(iotlb,
+								   e->start,
+								   e->last,
+								   e->addr,
+								   e->perm,
+								   e->mf));
 	return iotlb;
 }
 
@@ -656,10 +834,28 @@ static struct vhost_iotlb *kt_iotlb(struct kunit *test)
 static void vduse_domain_test_set_map(struct kunit *test)
 {
 	struct kt_domain *kd = kt_domain_create(test, 64);
-	struct vhost_iotlb *iotlb = kt_iotlb(test), *iotlb2 = kt_iotlb(test);
-	struct vdpa_map_file mf[3];
 	struct file *file = kt_file(test);
-	struct vduse_domain_region region;
+	struct vdpa_map_file mf[3] = {
+		{ .file = file, .offset = 0x10000 },
+		{ .file = file, .offset = 0x90000 },
+		/* No file: the daemon could not map it, so it is skipped. */
+		{ .file = NULL, .offset = 0 },
+	};
+	const struct kt_entry first[] = {
+		{ 0x100000, 0x1fffff, 0xa000, VHOST_MAP_RO, &mf[0] },
+		{ 0x300000, 0x300fff, 0xb000, VHOST_MAP_RW, &mf[1] },
+		{ 0x400000, 0x400fff, 0xc000, VHOST_MAP_RW, &mf[2] },
+	};
+	const struct kt_entry second[] = {
+		{ 0x500000, 0x500fff, 0, VHOST_MAP_WO, &mf[0] },
+	};
+	const struct kt_region want[] = {
+		{ 0x100000, 0x1fffff, 0x10000, VHOST_MAP_RO, false, file },
+		{ 0x300000, 0x300fff, 0x90000, VHOST_MAP_RW, false, file },
+		{ 0x500000, 0x500fff, 0x10000, VHOST_MAP_WO, false, file },
+	};
+	struct vhost_iotlb *iotlb = kt_iotlb(test, first, ARRAY_SIZE(first));
+	struct vhost_iotlb *iotlb2 = kt_iotlb(test, second, ARRAY_SIZE(second));
 	unsigned long refs = file_count(file);
 	dma_addr_t iova;
 	u8 *buf = kt_buf(test, 0, 8, 0);
@@ -668,71 +864,25 @@ static void vduse_domain_test_set_map(struct kunit *test)
 	iova = kt_map(kd, buf, 8, DMA_TO_DEVICE, 0);
 	KUNIT_ASSERT_NE(test, iova, DMA_MAPPING_ERROR);
 
-	mf[0] = (struct vdpa_map_file){ .file = file, .offset = 0x10000 };
-	mf[1] = (struct vdpa_map_file){ .file = file, .offset = 0x90000 };
-	mf[2] = (struct vdpa_map_file){ .file = NULL, .offset = 0 };
-	KUNIT_ASSERT_EQ(test, 0, vhost_iotlb_add_range_ctx(iotlb, 0x100000,
-							   0x1fffff, 0xa000,
-							   VHOST_MAP_RO, &mf[0]));
-	KUNIT_ASSERT_EQ(test, 0, vhost_iotlb_add_range_ctx(iotlb, 0x300000,
-							   0x300fff, 0xb000,
-							   VHOST_MAP_RW, &mf[1]));
-	/* No file behind it: the daemon could not map it, so it is skipped. */
-	KUNIT_ASSERT_EQ(test, 0, vhost_iotlb_add_range_ctx(iotlb, 0x400000,
-							   0x400fff, 0xc000,
-							   VHOST_MAP_RW, &mf[2]));
-
 	KUNIT_ASSERT_EQ(test, 0, vduse_domain_set_map(kd->domain, iotlb));
 	KUNIT_EXPECT_EQ(test, file_count(file), refs + 2);
-
-	KUNIT_ASSERT_EQ(test, 0, vduse_domain_find_region(kd->domain, 0x180000,
-							  0x180000, &region));
-	KUNIT_EXPECT_PTR_EQ(test, region.file, file);
-	KUNIT_EXPECT_EQ(test, region.start, 0x100000);
-	KUNIT_EXPECT_EQ(test, region.last, 0x1fffff);
-	KUNIT_EXPECT_EQ(test, region.offset, 0x10000);
-	KUNIT_EXPECT_EQ(test, region.perm, VHOST_MAP_RO);
-	KUNIT_EXPECT_FALSE(test, region.bounce);
-	fput(region.file);
-
+	kt_expect_region(test, kd, 0x180000, 0x180000, &want[0]);
 	/* A range lookup finds the first entry that overlaps it. */
-	KUNIT_ASSERT_EQ(test, 0, vduse_domain_find_region(kd->domain, 0x200000,
-							  0x3fffff, &region));
-	KUNIT_EXPECT_EQ(test, region.start, 0x300000);
-	KUNIT_EXPECT_EQ(test, region.offset, 0x90000);
-	KUNIT_EXPECT_EQ(test, region.perm, VHOST_MAP_RW);
-	fput(region.file);
-	KUNIT_EXPECT_EQ(test, vduse_domain_find_region(kd->domain, 0x400000,
-						       0x400fff, &region),
-			-EINVAL);
+	kt_expect_region(test, kd, 0x200000, 0x3fffff, &want[1]);
+	kt_expect_no_region(test, kd, 0x400000, 0x400fff);
 
 	/* A new set_map replaces the old entries, own entries stay. */
-	KUNIT_ASSERT_EQ(test, 0, vhost_iotlb_add_range_ctx(iotlb2, 0x500000,
-							   0x500fff, 0, VHOST_MAP_WO,
-							   &mf[0]));
 	KUNIT_ASSERT_EQ(test, 0, vduse_domain_set_map(kd->domain, iotlb2));
 	KUNIT_EXPECT_EQ(test, file_count(file), refs + 1);
-	KUNIT_EXPECT_EQ(test, vduse_domain_find_region(kd->domain, 0x100000,
-						       0x3fffff, &region),
-			-EINVAL);
-	KUNIT_ASSERT_EQ(test, 0, vduse_domain_find_region(kd->domain, 0x500000,
-							  0x500000, &region));
-	KUNIT_EXPECT_EQ(test, region.perm, VHOST_MAP_WO);
-	fput(region.file);
-	KUNIT_ASSERT_EQ(test, 0, vduse_domain_find_region(kd->domain, 0, 0,
-							  &region));
-	KUNIT_EXPECT_TRUE(test, region.bounce);
-	fput(region.file);
+	kt_expect_no_region(test, kd, 0x100000, 0x3fffff);
+	kt_expect_region(test, kd, 0x500000, 0x500000, &want[2]);
+	kt_expect_region(test, kd, 0, 0, &kt_bounce_region);
 
 	/* clear_map drops the references, the bounce entry stays. */
 	vduse_domain_clear_map(kd->domain);
 	KUNIT_EXPECT_EQ(test, file_count(file), refs);
-	KUNIT_EXPECT_EQ(test, vduse_domain_find_region(kd->domain, 0x500000,
-						       0x500000, &region),
-			-EINVAL);
-	KUNIT_EXPECT_EQ(test, 0, vduse_domain_find_region(kd->domain, 0, 0,
-							  &region));
-	fput(region.file);
+	kt_expect_no_region(test, kd, 0x500000, 0x500000);
+	kt_expect_region(test, kd, 0, 0, &kt_bounce_region);
 	kt_unmap(kd, iova, 8, DMA_TO_DEVICE, 0);
 }
 
@@ -740,33 +890,27 @@ static void vduse_domain_test_set_map(struct kunit *test)
 static void vduse_domain_test_set_map_limit(struct kunit *test)
 {
 	struct kt_domain *kd = kt_domain_create(test, 2);
-	struct vhost_iotlb *iotlb = kt_iotlb(test);
 	struct file *file = kt_file(test);
 	struct vdpa_map_file mf = { .file = file };
-	struct vduse_domain_region region;
+	const struct kt_entry entries[] = {
+		{ 0x100000, 0x100fff, 0, VHOST_MAP_RW, &mf },
+		{ 0x200000, 0x200fff, 0, VHOST_MAP_RW, &mf },
+	};
+	struct vhost_iotlb *iotlb = kt_iotlb(test, entries,
+					     ARRAY_SIZE(entries));
 	unsigned long refs = file_count(file);
 	dma_addr_t iova;
 	u8 *buf = kt_buf(test, 0, 8, 0);
 
 	iova = kt_map(kd, buf, 8, DMA_TO_DEVICE, 0);
 	KUNIT_ASSERT_NE(test, iova, DMA_MAPPING_ERROR);
-	KUNIT_ASSERT_EQ(test, 0, vhost_iotlb_add_range_ctx(iotlb, 0x100000,
-							   0x100fff, 0,
-							   VHOST_MAP_RW, &mf));
-	KUNIT_ASSERT_EQ(test, 0, vhost_iotlb_add_range_ctx(iotlb, 0x200000,
-							   0x200fff, 0,
-							   VHOST_MAP_RW, &mf));
 
 	/* The bounce entry plus two would exceed the limit of two. */
-	KUNIT_EXPECT_LT(test, vduse_domain_set_map(kd->domain, iotlb), 0);
+	KUNIT_EXPECT_EQ(test, vduse_domain_set_map(kd->domain, iotlb),
+			-ENOSPC);
 	KUNIT_EXPECT_EQ(test, file_count(file), refs);
-	KUNIT_EXPECT_EQ(test, vduse_domain_find_region(kd->domain, 0x100000,
-						       0x200fff, &region),
-			-EINVAL);
-	KUNIT_ASSERT_EQ(test, 0, vduse_domain_find_region(kd->domain, 0, 0,
-							  &region));
-	KUNIT_EXPECT_TRUE(test, region.bounce);
-	fput(region.file);
+	kt_expect_no_region(test, kd, 0x100000, 0x200fff);
+	kt_expect_region(test, kd, 0, 0, &kt_bounce_region);
 	kt_unmap(kd, iova, 8, DMA_TO_DEVICE, 0);
 }
 
@@ -781,29 +925,18 @@ static unsigned long kt_user_mem(struct kunit *test, size_t len)
 	return addr;
 }
 
-static bool kt_user_has(struct kunit *test, unsigned long uaddr, int byte,
-			size_t len)
-{
-	u8 *buf = kunit_kmalloc(test, len, GFP_KERNEL);
-	bool same;
-
-	KUNIT_ASSERT_NOT_NULL(test, buf);
-	KUNIT_ASSERT_EQ(test, 0, copy_from_user(buf, (void __user *)uaddr, len));
-	same = !memchr_inv(buf, byte, len);
-	kunit_kfree(test, buf);
-	return same;
-}
-
-static void kt_user_fill(struct kunit *test, unsigned long uaddr, int byte,
-			 size_t len)
-{
-	u8 *buf = kunit_kmalloc(test, len, GFP_KERNEL);
-
-	KUNIT_ASSERT_NOT_NULL(test, buf);
-	memset(buf, byte, len);
-	KUNIT_ASSERT_EQ(test, 0, copy_to_user((void __user *)uaddr, buf, len));
-	kunit_kfree(test, buf);
-}
+/* Registrations vduse_domain_reg_umem() refuses once the area is in use. */
+static const struct {
+	const char *desc;
+	unsigned long uoff;
+	u64 iova;
+	u64 size;
+} kt_bad_umems[] = {
+	{ "IOVA other than 0", 0, PAGE_SIZE, KT_BOUNCE_SIZE },
+	{ "size other than the bounce size", 0, 0,
+	  KT_BOUNCE_SIZE - PAGE_SIZE },
+	{ "user address not page aligned", 1, 0, KT_BOUNCE_SIZE },
+};
 
 /*
  * User memory replaces the bounce pages with mappings in flight: their
@@ -818,6 +951,7 @@ static void vduse_domain_test_umem(struct kunit *test)
 	u8 *late = kt_buf(test, 0, 100, 0x3c);
 	dma_addr_t to_iova, from_iova, late_iova;
 	unsigned long umem;
+	unsigned int i;
 	s64 pinned;
 
 	umem = kt_user_mem(test, KT_BOUNCE_SIZE);
@@ -829,22 +963,17 @@ static void vduse_domain_test_umem(struct kunit *test)
 			-EINVAL);
 
 	to_iova = kt_map(kd, to, 200, DMA_TO_DEVICE, 0);
-	from_iova = kt_map(kd, from, 300, DMA_FROM_DEVICE, 0);
 	KUNIT_ASSERT_NE(test, to_iova, DMA_MAPPING_ERROR);
-	KUNIT_ASSERT_NE(test, from_iova, DMA_MAPPING_ERROR);
-	kt_view(test, kd, from_iova);
+	from_iova = kt_map_view(test, kd, from, 300, DMA_FROM_DEVICE, 0);
 	kt_poke(test, kd, from_iova, 0x4d, 300);
 
-	/* Bad arguments. */
-	KUNIT_EXPECT_EQ(test, vduse_domain_reg_umem(kd->domain, umem, PAGE_SIZE,
-						    KT_BOUNCE_SIZE),
-			-EINVAL);
-	KUNIT_EXPECT_EQ(test, vduse_domain_reg_umem(kd->domain, umem, 0,
-						    KT_BOUNCE_SIZE - PAGE_SIZE),
-			-EINVAL);
-	KUNIT_EXPECT_EQ(test, vduse_domain_reg_umem(kd->domain, umem + 1, 0,
-						    KT_BOUNCE_SIZE),
-			-EINVAL);
+	for (i = 0; i < ARRAY_SIZE(kt_bad_umems); i++)
+		KUNIT_EXPECT_EQ_MSG(test,
+				    vduse_domain_reg_umem(kd->domain,
+							  umem + kt_bad_umems[i].uoff,
+							  kt_bad_umems[i].iova,
+							  kt_bad_umems[i].size),
+				    -EINVAL, "%s", kt_bad_umems[i].desc);
 	KUNIT_EXPECT_EQ(test, vduse_domain_dereg_umem(kd->domain, 0,
 						      KT_BOUNCE_SIZE),
 			-ENOENT);
@@ -917,7 +1046,7 @@ static void vduse_domain_test_umem_drop(struct kunit *test)
 /* The daemon's mapping keeps the memory alive after the device let go. */
 static void vduse_domain_test_outlives_destroy(struct kunit *test)
 {
-	struct kt_domain kd = {};
+	struct kt_domain kd = { .iova_limit = KT_IOVA_LIMIT };
 	u8 *buf = kt_buf(test, 0, 32, 0x61);
 	dma_addr_t iova, c_iova;
 	void *vaddr;
@@ -943,13 +1072,11 @@ static void vduse_domain_test_outlives_destroy(struct kunit *test)
 static struct kunit_case vduse_domain_cases[] = {
 	KUNIT_CASE(vduse_domain_test_create_checks),
 	KUNIT_CASE(vduse_domain_test_bounce_entry),
-	KUNIT_CASE(vduse_domain_test_map_to_device),
-	KUNIT_CASE(vduse_domain_test_map_from_device),
-	KUNIT_CASE(vduse_domain_test_map_bidirectional),
+	KUNIT_CASE_PARAM(vduse_domain_test_directions, kt_dir_gen_params),
 	KUNIT_CASE(vduse_domain_test_partial_sync),
-	KUNIT_CASE(vduse_domain_test_skip_cpu_sync),
 	KUNIT_CASE(vduse_domain_test_page_boundaries),
 	KUNIT_CASE(vduse_domain_test_map_limits),
+	KUNIT_CASE_PARAM(vduse_domain_test_max_map, kt_max_map_gen_params),
 	KUNIT_CASE(vduse_domain_test_exhaustion),
 	KUNIT_CASE(vduse_domain_test_atomic_map),
 	KUNIT_CASE(vduse_domain_test_coherent),
@@ -1174,40 +1301,63 @@ static struct vduse_dev *kt_dev(struct kunit *test, u64 api_version,
 	return dev;
 }
 
+/* Address space arguments of the ioctls, for version 0 and 1 devices. */
+static const struct {
+	const char *desc;
+	bool v1;
+	u32 asid;
+	bool reserved;
+	int want;
+} kt_asid_cases[] = {
+	{ "version 0, space 0", false, 0, false, 0 },
+	{ "version 0, space 1", false, 1, false, -EINVAL },
+	{ "version 1, last space", true, 2, false, 0 },
+	{ "version 1, one space too far", true, 3, false, -EINVAL },
+	{ "version 1, U32_MAX", true, U32_MAX, false, -EINVAL },
+	{ "version 1, reserved bytes set", true, 0, true, -EINVAL },
+};
+
 static void vduse_config_test_check_asid(struct kunit *test)
 {
 	struct vduse_dev *v0 = kt_dev(test, 0, 0, 0);
 	struct vduse_dev *v1 = kt_dev(test, 1, 2, 3);
-	u32 reserved[5] = {};
+	unsigned int i;
 
-	KUNIT_EXPECT_EQ(test, vduse_dev_check_asid(v0, 0, reserved,
-						   sizeof(reserved)), 0);
-	KUNIT_EXPECT_EQ(test, vduse_dev_check_asid(v0, 1, reserved,
-						   sizeof(reserved)), -EINVAL);
-	KUNIT_EXPECT_EQ(test, vduse_dev_check_asid(v1, 2, reserved,
-						   sizeof(reserved)), 0);
-	KUNIT_EXPECT_EQ(test, vduse_dev_check_asid(v1, 3, reserved,
-						   sizeof(reserved)), -EINVAL);
-	KUNIT_EXPECT_EQ(test, vduse_dev_check_asid(v1, U32_MAX, reserved,
-						   sizeof(reserved)), -EINVAL);
-	reserved[4] = 1;
-	KUNIT_EXPECT_EQ(test, vduse_dev_check_asid(v1, 0, reserved,
-						   sizeof(reserved)), -EINVAL);
+	for (i = 0; i < ARRAY_SIZE(kt_asid_cases); i++) {
+		u32 reserved[5] = {};
+
+		reserved[4] = kt_asid_cases[i].reserved;
+		KUNIT_EXPECT_EQ_MSG(test,
+				    vduse_dev_check_asid(kt_asid_cases[i].v1 ? v1 : v0,
+							 kt_asid_cases[i].asid,
+							 reserved,
+							 sizeof(reserved)),
+				    kt_asid_cases[i].want, "%s",
+				    kt_asid_cases[i].desc);
+	}
 }
 
-/* The address spaces share the bounce size; later attaches reuse them. */
+/*
+ * The address spaces share the bounce size; later attaches reuse them.
+ * The map ops report the largest mapping of the group's space.
+ */
 static void vduse_config_test_init_domains(struct kunit *test)
 {
 	struct vduse_dev *one = kt_dev(test, 0, 0, 0);
 	struct vduse_dev *three = kt_dev(test, 1, 1, 3);
+	union virtio_map map = { .group = &one->groups[0] };
 	struct vduse_iova_domain *first;
 	u32 i;
 
+	KUNIT_EXPECT_EQ(test, vduse_map_max_mapping_size(map), 0);
 	one->bounce_size = VDUSE_MIN_BOUNCE_SIZE;
 	KUNIT_ASSERT_EQ(test, 0, vduse_dev_init_domains(one));
 	KUNIT_ASSERT_NOT_NULL(test, one->domains[0]);
 	KUNIT_EXPECT_EQ(test, vduse_domain_bounce_size(one->domains[0]),
 			VDUSE_MIN_BOUNCE_SIZE);
+	/* 1 MiB: 256 slots, 128 in one range, one less for an offset. */
+	KUNIT_EXPECT_EQ(test, vduse_map_max_mapping_size(map),
+			127 * VDUSE_BOUNCE_MAP_SIZE);
 	first = one->domains[0];
 	KUNIT_ASSERT_EQ(test, 0, vduse_dev_init_domains(one));
 	KUNIT_EXPECT_PTR_EQ(test, one->domains[0], first);
@@ -1289,26 +1439,31 @@ static struct kunit_suite vduse_config_suite = {
  */
 
 /**
- * struct kt_daemon - the daemon's end of a device
+ * struct kt_daemon - a device, its vDPA device and the daemon's end of it
  * @dev: the device
+ * @vdpa: its vDPA device, for calling the vdpa ops
  * @file: stands for the open device node; only private_data and
  *	f_flags are used by the code under test
  */
 struct kt_daemon {
 	struct vduse_dev *dev;
+	struct vdpa_device *vdpa;
 	struct file file;
 };
 
 /* How long a test waits for something that should happen at once. */
 #define KT_WAIT		(20 * HZ)
 
-static struct kt_daemon *kt_daemon(struct kunit *test, struct vduse_dev *dev)
+/* A device as kt_dev() makes it, with its vDPA device and daemon. */
+static struct kt_daemon *kt_daemon(struct kunit *test, u64 api_version,
+				   u32 ngroups, u32 nas)
 {
 	struct kt_daemon *d = kunit_kzalloc(test, sizeof(*d), GFP_KERNEL);
 
 	KUNIT_ASSERT_NOT_NULL(test, d);
-	d->dev = dev;
-	d->file.private_data = dev;
+	d->dev = kt_dev(test, api_version, ngroups, nas);
+	d->vdpa = kt_vdpa(test, d->dev);
+	d->file.private_data = d->dev;
 	return d;
 }
 
@@ -1341,13 +1496,19 @@ static unsigned int kt_poll(struct kt_daemon *d)
 	return KT_POLL(vduse_dev_poll(&d->file, NULL));
 }
 
-/* Wait (bounded) for a request and read it. */
-static void kt_next(struct kunit *test, struct kt_daemon *d,
-		    struct vduse_dev_request *req)
+/* Wait (bounded) until a request is there to be read. */
+static void kt_wait_pending(struct kunit *test, struct kt_daemon *d)
 {
 	KUNIT_ASSERT_GT(test, wait_event_timeout(d->dev->waitq,
 						 vduse_msg_pending(d->dev),
 						 KT_WAIT), 0);
+}
+
+/* Wait (bounded) for a request and read it. */
+static void kt_next(struct kunit *test, struct kt_daemon *d,
+		    struct vduse_dev_request *req)
+{
+	kt_wait_pending(test, d);
 	KUNIT_ASSERT_EQ(test, kt_read(d, req, sizeof(*req)),
 			(ssize_t)sizeof(*req));
 	KUNIT_EXPECT_TRUE(test, kt_filled(req->reserved, 0,
@@ -1481,62 +1642,86 @@ static int kt_set_map(struct kt_call *call)
 	return ret;
 }
 
+/* Start @fn and read the request it sends, which must be of @type. */
+static struct kt_call *kt_ask(struct kunit *test, struct kt_daemon *d,
+			      int (*fn)(struct kt_call *call), u32 arg,
+			      u32 type, struct vduse_dev_request *req)
+{
+	struct kt_call *call = kt_start(test, d->vdpa, fn, arg);
+
+	kt_next(test, d, req);
+	KUNIT_EXPECT_EQ(test, req->type, type);
+	return call;
+}
+
+/* Answer @req with @result (and @state): what did its call return? */
+static int kt_reply(struct kunit *test, struct kt_daemon *d,
+		    struct kt_call *call, const struct vduse_dev_request *req,
+		    u32 result, const struct vduse_vq_state *state)
+{
+	KUNIT_EXPECT_EQ(test, kt_answer(d, req->request_id, result, state),
+			(ssize_t)sizeof(struct vduse_dev_response));
+	return kt_finish(test, call);
+}
+
+/*
+ * Two status requests in flight: the daemon read the first into @req,
+ * the second waits to be read.
+ */
+static void kt_two_requests(struct kunit *test, struct kt_daemon *d,
+			    struct kt_call **c1, struct kt_call **c2,
+			    struct vduse_dev_request *req)
+{
+	*c1 = kt_ask(test, d, kt_send_status, 1, VDUSE_SET_STATUS, req);
+	*c2 = kt_start(test, d->vdpa, kt_send_status, 2);
+	kt_wait_pending(test, d);
+}
+
 /* A status write travels to the daemon and sticks once answered. */
 static void vduse_msg_test_status(struct kunit *test)
 {
-	struct vduse_dev *dev = kt_dev(test, 0, 0, 0);
-	struct vdpa_device *vdpa = kt_vdpa(test, dev);
-	struct kt_daemon *d = kt_daemon(test, dev);
+	struct kt_daemon *d = kt_daemon(test, 0, 0, 0);
+	u8 acked = VIRTIO_CONFIG_S_ACKNOWLEDGE;
+	u8 driver = acked | VIRTIO_CONFIG_S_DRIVER;
 	struct vduse_dev_request req;
 	struct kt_call *call;
 
 	KUNIT_EXPECT_EQ(test, kt_poll(d), 0U);
-	call = kt_start(test, vdpa, kt_set_status, VIRTIO_CONFIG_S_ACKNOWLEDGE);
-	kt_next(test, d, &req);
-	KUNIT_EXPECT_EQ(test, req.type, VDUSE_SET_STATUS);
-	KUNIT_EXPECT_EQ(test, req.s.status, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	call = kt_ask(test, d, kt_set_status, acked, VDUSE_SET_STATUS, &req);
+	KUNIT_EXPECT_EQ(test, req.s.status, acked);
 	/* Read, not answered: writable, nothing more to read. */
 	KUNIT_EXPECT_EQ(test, kt_poll(d), KT_POLL(EPOLLOUT | EPOLLWRNORM));
-	KUNIT_EXPECT_EQ(test, kt_answer(d, req.request_id, VDUSE_REQ_RESULT_OK,
-					NULL),
-			(ssize_t)sizeof(struct vduse_dev_response));
-	KUNIT_EXPECT_EQ(test, kt_finish(test, call),
-			VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	KUNIT_EXPECT_EQ(test, kt_reply(test, d, call, &req,
+				       VDUSE_REQ_RESULT_OK, NULL), acked);
 	KUNIT_EXPECT_EQ(test, kt_poll(d), 0U);
 
 	/* A refused status does not stick. */
-	call = kt_start(test, vdpa, kt_set_status,
-			VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-	kt_next(test, d, &req);
-	kt_answer(d, req.request_id, VDUSE_REQ_RESULT_FAILED, NULL);
-	KUNIT_EXPECT_EQ(test, kt_finish(test, call),
-			VIRTIO_CONFIG_S_ACKNOWLEDGE);
-	KUNIT_EXPECT_FALSE(test, dev->broken);
+	call = kt_ask(test, d, kt_set_status, driver, VDUSE_SET_STATUS, &req);
+	KUNIT_EXPECT_EQ(test, req.s.status, driver);
+	KUNIT_EXPECT_EQ(test, kt_reply(test, d, call, &req,
+				       VDUSE_REQ_RESULT_FAILED, NULL), acked);
+	KUNIT_EXPECT_FALSE(test, d->dev->broken);
 }
 
 /* Request ids are unique and replies are matched by id, in any order. */
 static void vduse_msg_test_ids(struct kunit *test)
 {
-	struct vduse_dev *dev = kt_dev(test, 0, 0, 0);
-	struct vdpa_device *vdpa = kt_vdpa(test, dev);
-	struct kt_daemon *d = kt_daemon(test, dev);
+	struct kt_daemon *d = kt_daemon(test, 0, 0, 0);
 	struct vduse_dev_request r1, r2;
 	struct kt_call *c1, *c2;
 
-	c1 = kt_start(test, vdpa, kt_send_status, 1);
-	kt_next(test, d, &r1);
-	c2 = kt_start(test, vdpa, kt_send_status, 2);
-	kt_next(test, d, &r2);
+	c1 = kt_ask(test, d, kt_send_status, 1, VDUSE_SET_STATUS, &r1);
+	c2 = kt_ask(test, d, kt_send_status, 2, VDUSE_SET_STATUS, &r2);
 	KUNIT_EXPECT_NE(test, r1.request_id, r2.request_id);
 	KUNIT_EXPECT_EQ(test, r1.s.status, 1);
 	KUNIT_EXPECT_EQ(test, r2.s.status, 2);
 
 	/* The second is answered first, with a failure. */
-	kt_answer(d, r2.request_id, VDUSE_REQ_RESULT_FAILED, NULL);
-	KUNIT_EXPECT_EQ(test, kt_finish(test, c2), -EIO);
+	KUNIT_EXPECT_EQ(test, kt_reply(test, d, c2, &r2,
+				       VDUSE_REQ_RESULT_FAILED, NULL), -EIO);
 	KUNIT_EXPECT_FALSE(test, completion_done(&c1->done));
-	kt_answer(d, r1.request_id, VDUSE_REQ_RESULT_OK, NULL);
-	KUNIT_EXPECT_EQ(test, kt_finish(test, c1), 0);
+	KUNIT_EXPECT_EQ(test, kt_reply(test, d, c1, &r1, VDUSE_REQ_RESULT_OK,
+				       NULL), 0);
 
 	/* An answered id is gone. */
 	KUNIT_EXPECT_EQ(test, kt_answer(d, r1.request_id, VDUSE_REQ_RESULT_OK,
@@ -1546,9 +1731,7 @@ static void vduse_msg_test_ids(struct kunit *test)
 /* What read() refuses, and a request that could not be copied out. */
 static void vduse_msg_test_read(struct kunit *test)
 {
-	struct vduse_dev *dev = kt_dev(test, 0, 0, 0);
-	struct vdpa_device *vdpa = kt_vdpa(test, dev);
-	struct kt_daemon *d = kt_daemon(test, dev);
+	struct kt_daemon *d = kt_daemon(test, 0, 0, 0);
 	struct vduse_dev_request req, again;
 	struct kiocb iocb = { .ki_filp = &d->file };
 	struct iov_iter iter;
@@ -1556,10 +1739,8 @@ static void vduse_msg_test_read(struct kunit *test)
 
 	KUNIT_EXPECT_EQ(test, kt_read(d, &req, sizeof(req)), -EAGAIN);
 
-	call = kt_start(test, vdpa, kt_send_status, 7);
-	KUNIT_ASSERT_GT(test, wait_event_timeout(dev->waitq,
-						 vduse_msg_pending(dev),
-						 KT_WAIT), 0);
+	call = kt_start(test, d->vdpa, kt_send_status, 7);
+	kt_wait_pending(test, d);
 	KUNIT_EXPECT_EQ(test, kt_poll(d), KT_POLL(EPOLLIN | EPOLLRDNORM));
 	KUNIT_EXPECT_EQ(test, kt_read(d, &req, sizeof(req) - 1), -EINVAL);
 
@@ -1573,27 +1754,19 @@ static void vduse_msg_test_read(struct kunit *test)
 	kt_next(test, d, &req);
 	KUNIT_EXPECT_EQ(test, req.s.status, 7);
 	KUNIT_EXPECT_EQ(test, kt_read(d, &again, sizeof(again)), -EAGAIN);
-	kt_answer(d, req.request_id, VDUSE_REQ_RESULT_OK, NULL);
-	KUNIT_EXPECT_EQ(test, kt_finish(test, call), 0);
+	KUNIT_EXPECT_EQ(test, kt_reply(test, d, call, &req, VDUSE_REQ_RESULT_OK,
+				       NULL), 0);
 }
 
 /* What write() refuses. */
 static void vduse_msg_test_write(struct kunit *test)
 {
-	struct vduse_dev *dev = kt_dev(test, 0, 0, 0);
-	struct vdpa_device *vdpa = kt_vdpa(test, dev);
-	struct kt_daemon *d = kt_daemon(test, dev);
+	struct kt_daemon *d = kt_daemon(test, 0, 0, 0);
 	struct vduse_dev_response resp = {};
 	struct vduse_dev_request req;
 	struct kt_call *c1, *c2;
 
-	c1 = kt_start(test, vdpa, kt_send_status, 1);
-	kt_next(test, d, &req);
-	c2 = kt_start(test, vdpa, kt_send_status, 2);
-	KUNIT_ASSERT_GT(test, wait_event_timeout(dev->waitq,
-						 vduse_msg_pending(dev),
-						 KT_WAIT), 0);
-
+	kt_two_requests(test, d, &c1, &c2, &req);
 	resp.request_id = req.request_id;
 	KUNIT_EXPECT_EQ(test, kt_write(d, &resp, sizeof(resp) - 1), -EINVAL);
 	resp.reserved[3] = 1;
@@ -1603,19 +1776,17 @@ static void vduse_msg_test_write(struct kunit *test)
 					VDUSE_REQ_RESULT_OK, NULL), -ENOENT);
 	KUNIT_EXPECT_FALSE(test, completion_done(&c1->done));
 
-	kt_answer(d, req.request_id, VDUSE_REQ_RESULT_OK, NULL);
-	KUNIT_EXPECT_EQ(test, kt_finish(test, c1), 0);
+	KUNIT_EXPECT_EQ(test, kt_reply(test, d, c1, &req, VDUSE_REQ_RESULT_OK,
+				       NULL), 0);
 	kt_next(test, d, &req);
-	kt_answer(d, req.request_id, VDUSE_REQ_RESULT_OK, NULL);
-	KUNIT_EXPECT_EQ(test, kt_finish(test, c2), 0);
+	KUNIT_EXPECT_EQ(test, kt_reply(test, d, c2, &req, VDUSE_REQ_RESULT_OK,
+				       NULL), 0);
 }
 
 /* No reply within msg_timeout: the device breaks for good. */
 static void vduse_msg_test_timeout(struct kunit *test)
 {
-	struct vduse_dev *dev = kt_dev(test, 0, 0, 0);
-	struct vdpa_device *vdpa = kt_vdpa(test, dev);
-	struct kt_daemon *d = kt_daemon(test, dev);
+	struct kt_daemon *d = kt_daemon(test, 0, 0, 0);
 	struct vduse_dev_request req;
 	struct kt_call *call;
 
@@ -1623,18 +1794,18 @@ static void vduse_msg_test_timeout(struct kunit *test)
 	 * Whether the daemon read the request before it timed out or not
 	 * (on a busy machine it may not have): nobody answers it.
 	 */
-	dev->msg_timeout = 1;
-	call = kt_start(test, vdpa, kt_send_status, 1);
+	d->dev->msg_timeout = 1;
+	call = kt_start(test, d->vdpa, kt_send_status, 1);
 	KUNIT_EXPECT_EQ(test, kt_finish(test, call), -EIO);
-	KUNIT_EXPECT_TRUE(test, dev->broken);
+	KUNIT_EXPECT_TRUE(test, d->dev->broken);
 	KUNIT_EXPECT_EQ(test, kt_poll(d), KT_POLL(EPOLLERR));
-	KUNIT_EXPECT_TRUE(test, list_empty(&dev->send_list));
-	KUNIT_EXPECT_TRUE(test, list_empty(&dev->recv_list));
+	KUNIT_EXPECT_TRUE(test, list_empty(&d->dev->send_list));
+	KUNIT_EXPECT_TRUE(test, list_empty(&d->dev->recv_list));
 
 	/* A late answer finds nothing; later requests fail at once. */
 	KUNIT_EXPECT_EQ(test, kt_answer(d, 0, VDUSE_REQ_RESULT_OK, NULL),
 			-ENOENT);
-	call = kt_start(test, vdpa, kt_send_status, 2);
+	call = kt_start(test, d->vdpa, kt_send_status, 2);
 	KUNIT_EXPECT_EQ(test, kt_finish(test, call), -EIO);
 	KUNIT_EXPECT_EQ(test, kt_read(d, &req, sizeof(req)), -EAGAIN);
 }
@@ -1642,57 +1813,45 @@ static void vduse_msg_test_timeout(struct kunit *test)
 /* Breaking a device fails every request, read or not. */
 static void vduse_msg_test_broken(struct kunit *test)
 {
-	struct vduse_dev *dev = kt_dev(test, 0, 0, 0);
-	struct vdpa_device *vdpa = kt_vdpa(test, dev);
-	struct kt_daemon *d = kt_daemon(test, dev);
+	struct kt_daemon *d = kt_daemon(test, 0, 0, 0);
 	struct vduse_dev_request req;
 	struct kt_call *c1, *c2;
 
-	c1 = kt_start(test, vdpa, kt_send_status, 1);
-	kt_next(test, d, &req);
-	c2 = kt_start(test, vdpa, kt_send_status, 2);
-	KUNIT_ASSERT_GT(test, wait_event_timeout(dev->waitq,
-						 vduse_msg_pending(dev),
-						 KT_WAIT), 0);
-
-	vduse_dev_mark_broken(dev);
+	kt_two_requests(test, d, &c1, &c2, &req);
+	vduse_dev_mark_broken(d->dev);
 	KUNIT_EXPECT_EQ(test, kt_finish(test, c1), -EIO);
 	KUNIT_EXPECT_EQ(test, kt_finish(test, c2), -EIO);
 	KUNIT_EXPECT_EQ(test, kt_poll(d), KT_POLL(EPOLLERR));
-	KUNIT_EXPECT_TRUE(test, list_empty(&dev->send_list));
-	KUNIT_EXPECT_TRUE(test, list_empty(&dev->recv_list));
+	KUNIT_EXPECT_TRUE(test, list_empty(&d->dev->send_list));
+	KUNIT_EXPECT_TRUE(test, list_empty(&d->dev->recv_list));
 }
 
 /* GET_VQ_STATE: split passes through, packed is masked to 15 bits + 1. */
 static void vduse_msg_test_vq_state(struct kunit *test)
 {
-	struct vduse_dev *dev = kt_dev(test, 0, 0, 0);
-	struct vdpa_device *vdpa = kt_vdpa(test, dev);
-	struct kt_daemon *d = kt_daemon(test, dev);
+	struct kt_daemon *d = kt_daemon(test, 0, 0, 0);
 	struct vduse_vq_state state = {};
 	struct vduse_dev_request req;
 	struct kt_call *call;
 	u16 val;
 
-	call = kt_start(test, vdpa, kt_get_vq_state, 1);
-	kt_next(test, d, &req);
-	KUNIT_EXPECT_EQ(test, req.type, VDUSE_GET_VQ_STATE);
+	call = kt_ask(test, d, kt_get_vq_state, 1, VDUSE_GET_VQ_STATE, &req);
 	KUNIT_EXPECT_EQ(test, req.vq_state.index, 1);
 	state.index = 1;
 	state.split.avail_index = 0xfffe;
-	kt_answer(d, req.request_id, VDUSE_REQ_RESULT_OK, &state);
-	KUNIT_EXPECT_EQ(test, kt_finish(test, call), 0);
+	KUNIT_EXPECT_EQ(test, kt_reply(test, d, call, &req, VDUSE_REQ_RESULT_OK,
+				       &state), 0);
 	KUNIT_EXPECT_EQ(test, call->state.split.avail_index, 0xfffe);
 
-	dev->driver_features = BIT_ULL(VIRTIO_F_RING_PACKED);
-	call = kt_start(test, vdpa, kt_get_vq_state, 0);
-	kt_next(test, d, &req);
+	d->dev->driver_features = BIT_ULL(VIRTIO_F_RING_PACKED);
+	call = kt_ask(test, d, kt_get_vq_state, 0, VDUSE_GET_VQ_STATE, &req);
+	KUNIT_EXPECT_EQ(test, req.vq_state.index, 0);
 	state.packed.last_avail_counter = 3;
 	state.packed.last_avail_idx = 0xffff;
 	state.packed.last_used_counter = 2;
 	state.packed.last_used_idx = 0x8001;
-	kt_answer(d, req.request_id, VDUSE_REQ_RESULT_OK, &state);
-	KUNIT_EXPECT_EQ(test, kt_finish(test, call), 0);
+	KUNIT_EXPECT_EQ(test, kt_reply(test, d, call, &req, VDUSE_REQ_RESULT_OK,
+				       &state), 0);
 	/* (bit-fields: copied out for the assertions) */
 	val = call->state.packed.last_avail_counter;
 	KUNIT_EXPECT_EQ(test, val, 1);
@@ -1704,130 +1863,113 @@ static void vduse_msg_test_vq_state(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, val, 1);
 
 	/* A refused query is an error; an unknown queue never asks. */
-	call = kt_start(test, vdpa, kt_get_vq_state, 0);
-	kt_next(test, d, &req);
-	kt_answer(d, req.request_id, VDUSE_REQ_RESULT_FAILED, NULL);
-	KUNIT_EXPECT_EQ(test, kt_finish(test, call), -EIO);
-	call = kt_start(test, vdpa, kt_get_vq_state, 2);
+	call = kt_ask(test, d, kt_get_vq_state, 0, VDUSE_GET_VQ_STATE, &req);
+	KUNIT_EXPECT_EQ(test, kt_reply(test, d, call, &req,
+				       VDUSE_REQ_RESULT_FAILED, NULL), -EIO);
+	call = kt_start(test, d->vdpa, kt_get_vq_state, 2);
 	KUNIT_EXPECT_EQ(test, kt_finish(test, call), -EINVAL);
-	KUNIT_EXPECT_FALSE(test, vduse_msg_pending(dev));
+	KUNIT_EXPECT_FALSE(test, vduse_msg_pending(d->dev));
 }
 
 /* UPDATE_IOTLB after set_map: range format by API version, asid in v1. */
 static void vduse_msg_test_update_iotlb(struct kunit *test)
 {
-	struct vduse_dev *v0 = kt_dev(test, 0, 0, 0);
-	struct vduse_dev *v1 = kt_dev(test, 1, 2, 2);
-	struct vdpa_device *vdpa0 = kt_vdpa(test, v0);
-	struct vdpa_device *vdpa1 = kt_vdpa(test, v1);
-	struct kt_daemon *d0 = kt_daemon(test, v0);
-	struct kt_daemon *d1 = kt_daemon(test, v1);
+	struct kt_daemon *d0 = kt_daemon(test, 0, 0, 0);
+	struct kt_daemon *d1 = kt_daemon(test, 1, 2, 2);
 	struct vduse_dev_request req;
 	struct kt_call *call;
 
-	v0->bounce_size = VDUSE_MIN_BOUNCE_SIZE;
-	v1->bounce_size = VDUSE_MIN_BOUNCE_SIZE;
-	KUNIT_ASSERT_EQ(test, 0, vduse_dev_init_domains(v0));
-	KUNIT_ASSERT_EQ(test, 0, vduse_dev_init_domains(v1));
+	d0->dev->bounce_size = VDUSE_MIN_BOUNCE_SIZE;
+	d1->dev->bounce_size = VDUSE_MIN_BOUNCE_SIZE;
+	KUNIT_ASSERT_EQ(test, 0, vduse_dev_init_domains(d0->dev));
+	KUNIT_ASSERT_EQ(test, 0, vduse_dev_init_domains(d1->dev));
 
-	call = kt_start(test, vdpa0, kt_set_map, 0);
-	kt_next(test, d0, &req);
-	KUNIT_EXPECT_EQ(test, req.type, VDUSE_UPDATE_IOTLB);
+	call = kt_ask(test, d0, kt_set_map, 0, VDUSE_UPDATE_IOTLB, &req);
 	KUNIT_EXPECT_EQ(test, req.iova.start, 0);
 	KUNIT_EXPECT_EQ(test, req.iova.last, ULLONG_MAX);
-	kt_answer(d0, req.request_id, VDUSE_REQ_RESULT_OK, NULL);
-	KUNIT_EXPECT_EQ(test, kt_finish(test, call), 0);
+	KUNIT_EXPECT_EQ(test, kt_reply(test, d0, call, &req,
+				       VDUSE_REQ_RESULT_OK, NULL), 0);
 
-	call = kt_start(test, vdpa1, kt_set_map, 1);
-	kt_next(test, d1, &req);
-	KUNIT_EXPECT_EQ(test, req.type, VDUSE_UPDATE_IOTLB);
+	call = kt_ask(test, d1, kt_set_map, 1, VDUSE_UPDATE_IOTLB, &req);
 	KUNIT_EXPECT_EQ(test, req.iova_v2.start, 0);
 	KUNIT_EXPECT_EQ(test, req.iova_v2.last, ULLONG_MAX);
 	KUNIT_EXPECT_EQ(test, req.iova_v2.asid, 1);
 	KUNIT_EXPECT_EQ(test, req.iova_v2.padding, 0);
-	kt_answer(d1, req.request_id, VDUSE_REQ_RESULT_FAILED, NULL);
-	KUNIT_EXPECT_EQ(test, kt_finish(test, call), -EIO);
+	KUNIT_EXPECT_EQ(test, kt_reply(test, d1, call, &req,
+				       VDUSE_REQ_RESULT_FAILED, NULL), -EIO);
 
-	call = kt_start(test, vdpa1, kt_set_map, 2);
+	call = kt_start(test, d1->vdpa, kt_set_map, 2);
 	KUNIT_EXPECT_EQ(test, kt_finish(test, call), -EINVAL);
 }
 
 /* SET_VQ_GROUP_ASID: only in v1; the group moves once the daemon agrees. */
 static void vduse_msg_test_group_asid(struct kunit *test)
 {
-	struct vduse_dev *v0 = kt_dev(test, 0, 0, 0);
-	struct vduse_dev *v1 = kt_dev(test, 1, 2, 2);
-	struct vdpa_device *vdpa0 = kt_vdpa(test, v0);
-	struct vdpa_device *vdpa1 = kt_vdpa(test, v1);
-	struct kt_daemon *d1 = kt_daemon(test, v1);
+	struct kt_daemon *d0 = kt_daemon(test, 0, 0, 0);
+	struct kt_daemon *d1 = kt_daemon(test, 1, 2, 2);
 	struct vduse_dev_request req;
 	struct kt_call *call;
 
 	/* Version 0 has one group and one space: nothing to ask. */
-	KUNIT_EXPECT_EQ(test, vduse_vdpa_set_group_asid(vdpa0, 0, 0), 0);
-	KUNIT_EXPECT_EQ(test, vduse_vdpa_set_group_asid(vdpa0, 1, 0), -EINVAL);
-	KUNIT_EXPECT_FALSE(test, vduse_msg_pending(v0));
-	KUNIT_EXPECT_EQ(test, vduse_vdpa_set_group_asid(vdpa1, 2, 0), -EINVAL);
-	KUNIT_EXPECT_EQ(test, vduse_vdpa_set_group_asid(vdpa1, 0, 2), -EINVAL);
+	KUNIT_EXPECT_EQ(test, vduse_vdpa_set_group_asid(d0->vdpa, 0, 0), 0);
+	KUNIT_EXPECT_EQ(test, vduse_vdpa_set_group_asid(d0->vdpa, 1, 0),
+			-EINVAL);
+	KUNIT_EXPECT_FALSE(test, vduse_msg_pending(d0->dev));
+	KUNIT_EXPECT_EQ(test, vduse_vdpa_set_group_asid(d1->vdpa, 2, 0),
+			-EINVAL);
+	KUNIT_EXPECT_EQ(test, vduse_vdpa_set_group_asid(d1->vdpa, 0, 2),
+			-EINVAL);
 
-	call = kt_start(test, vdpa1, kt_set_group_asid, 1);
-	kt_next(test, d1, &req);
-	KUNIT_EXPECT_EQ(test, req.type, VDUSE_SET_VQ_GROUP_ASID);
+	call = kt_ask(test, d1, kt_set_group_asid, 1, VDUSE_SET_VQ_GROUP_ASID,
+		      &req);
 	KUNIT_EXPECT_EQ(test, req.vq_group_asid.group, 1);
 	KUNIT_EXPECT_EQ(test, req.vq_group_asid.asid, 1);
-	kt_answer(d1, req.request_id, VDUSE_REQ_RESULT_FAILED, NULL);
-	KUNIT_EXPECT_EQ(test, kt_finish(test, call), -EIO);
-	KUNIT_EXPECT_EQ(test, v1->groups[1].asid, 0);
+	KUNIT_EXPECT_EQ(test, kt_reply(test, d1, call, &req,
+				       VDUSE_REQ_RESULT_FAILED, NULL), -EIO);
+	KUNIT_EXPECT_EQ(test, d1->dev->groups[1].asid, 0);
 
-	call = kt_start(test, vdpa1, kt_set_group_asid, 1);
-	kt_next(test, d1, &req);
-	kt_answer(d1, req.request_id, VDUSE_REQ_RESULT_OK, NULL);
-	KUNIT_EXPECT_EQ(test, kt_finish(test, call), 0);
-	KUNIT_EXPECT_EQ(test, v1->groups[1].asid, 1);
-	KUNIT_EXPECT_EQ(test, v1->groups[0].asid, 0);
+	call = kt_ask(test, d1, kt_set_group_asid, 1, VDUSE_SET_VQ_GROUP_ASID,
+		      &req);
+	KUNIT_EXPECT_EQ(test, kt_reply(test, d1, call, &req,
+				       VDUSE_REQ_RESULT_OK, NULL), 0);
+	KUNIT_EXPECT_EQ(test, d1->dev->groups[1].asid, 1);
+	KUNIT_EXPECT_EQ(test, d1->dev->groups[0].asid, 0);
 }
 
 /* SET_VQ_READY and SUSPEND are sent only with their VDUSE features. */
 static void vduse_msg_test_features(struct kunit *test)
 {
-	struct vduse_dev *plain = kt_dev(test, 0, 0, 0);
-	struct vduse_dev *dev = kt_dev(test, 0, 0, 0);
-	struct vdpa_device *vplain = kt_vdpa(test, plain);
-	struct vdpa_device *vdpa = kt_vdpa(test, dev);
-	struct kt_daemon *d = kt_daemon(test, dev);
+	struct kt_daemon *plain = kt_daemon(test, 0, 0, 0);
+	struct kt_daemon *d = kt_daemon(test, 0, 0, 0);
 	struct vduse_dev_request req;
 	struct kt_call *call;
 
-	vduse_vdpa_set_vq_ready(vplain, 1, true);
-	KUNIT_EXPECT_TRUE(test, vduse_vdpa_get_vq_ready(vplain, 1));
-	KUNIT_EXPECT_FALSE(test, vduse_msg_pending(plain));
+	vduse_vdpa_set_vq_ready(plain->vdpa, 1, true);
+	KUNIT_EXPECT_TRUE(test, vduse_vdpa_get_vq_ready(plain->vdpa, 1));
+	KUNIT_EXPECT_FALSE(test, vduse_msg_pending(plain->dev));
 
-	dev->vduse_features = VDUSE_SUPPORTED_FEATURES;
-	call = kt_start(test, vdpa, kt_set_vq_ready, 1);
-	kt_next(test, d, &req);
-	KUNIT_EXPECT_EQ(test, req.type, VDUSE_SET_VQ_READY);
+	d->dev->vduse_features = VDUSE_SUPPORTED_FEATURES;
+	call = kt_ask(test, d, kt_set_vq_ready, 1, VDUSE_SET_VQ_READY, &req);
 	KUNIT_EXPECT_EQ(test, req.vq_ready.num, 1);
 	KUNIT_EXPECT_EQ(test, req.vq_ready.ready, 1);
 	/* The state changed before the daemon was asked. */
-	KUNIT_EXPECT_TRUE(test, vduse_vdpa_get_vq_ready(vdpa, 1));
-	kt_answer(d, req.request_id, VDUSE_REQ_RESULT_OK, NULL);
-	kt_finish(test, call);
+	KUNIT_EXPECT_TRUE(test, vduse_vdpa_get_vq_ready(d->vdpa, 1));
+	KUNIT_EXPECT_EQ(test, kt_reply(test, d, call, &req, VDUSE_REQ_RESULT_OK,
+				       NULL), 0);
 
-	call = kt_start(test, vdpa, kt_suspend, 0);
-	kt_next(test, d, &req);
-	KUNIT_EXPECT_EQ(test, req.type, VDUSE_SUSPEND);
-	KUNIT_EXPECT_FALSE(test, dev->suspended);
-	kt_answer(d, req.request_id, VDUSE_REQ_RESULT_OK, NULL);
-	KUNIT_EXPECT_EQ(test, kt_finish(test, call), 0);
-	KUNIT_EXPECT_TRUE(test, dev->suspended);
+	call = kt_ask(test, d, kt_suspend, 0, VDUSE_SUSPEND, &req);
+	KUNIT_EXPECT_FALSE(test, d->dev->suspended);
+	KUNIT_EXPECT_EQ(test, kt_reply(test, d, call, &req, VDUSE_REQ_RESULT_OK,
+				       NULL), 0);
+	KUNIT_EXPECT_TRUE(test, d->dev->suspended);
 }
 
 /* Reset forgets the driver's setup, whatever the daemon answers. */
 static void vduse_msg_test_reset(struct kunit *test)
 {
-	struct vduse_dev *dev = kt_dev(test, 0, 0, 0);
-	struct vdpa_device *vdpa = kt_vdpa(test, dev);
-	struct kt_daemon *d = kt_daemon(test, dev);
+	struct kt_daemon *d = kt_daemon(test, 0, 0, 0);
+	struct vduse_dev *dev = d->dev;
+	struct vdpa_device *vdpa = d->vdpa;
 	struct vdpa_vq_state st = { .split.avail_index = 9 };
 	struct vduse_dev_request req;
 	struct kt_call *call;
@@ -1842,12 +1984,10 @@ static void vduse_msg_test_reset(struct kunit *test)
 	vduse_vdpa_set_vq_ready(vdpa, 0, true);
 	KUNIT_EXPECT_EQ(test, vduse_vdpa_get_vq_size(vdpa, 0), 256);
 
-	call = kt_start(test, vdpa, kt_reset, 0);
-	kt_next(test, d, &req);
-	KUNIT_EXPECT_EQ(test, req.type, VDUSE_SET_STATUS);
+	call = kt_ask(test, d, kt_reset, 0, VDUSE_SET_STATUS, &req);
 	KUNIT_EXPECT_EQ(test, req.s.status, 0);
-	kt_answer(d, req.request_id, VDUSE_REQ_RESULT_FAILED, NULL);
-	KUNIT_EXPECT_EQ(test, kt_finish(test, call), -EIO);
+	KUNIT_EXPECT_EQ(test, kt_reply(test, d, call, &req,
+				       VDUSE_REQ_RESULT_FAILED, NULL), -EIO);
 
 	KUNIT_EXPECT_EQ(test, vduse_vdpa_get_status(vdpa), 0);
 	KUNIT_EXPECT_EQ(test, vduse_vdpa_get_driver_features(vdpa), 0);
