@@ -34,6 +34,17 @@
  *    written by the owner of the IOVA range it belongs to.
  *  - iotlb_lock (spinlock, irqsave) protects the IOTLB and bounce_mapped.
  *    It is never held together with bounce_lock.
+ *
+ * Idle bounce memory goes back to the system: a kernel bounce page whose
+ * slots have all been free for VDUSE_BOUNCE_IDLE since the last streaming
+ * map is freed (vduse_domain_reclaim()), and allocated again on next use.
+ * The daemon may have it mapped, so the reclaim first sets "reclaiming"
+ * under bounce_lock (the fault path then waits instead of mapping bounce
+ * pages), waits for faults already past that check (they hold the page
+ * lock until their PTE is in), zaps the daemon's PTEs, and only then
+ * detaches the pages that are still unused.  This needs a domain file
+ * with an inode of its own (anon_inode_create_getfile()): zapping the
+ * shared anonymous inode would hit every other user of it.
  */
 
 #include <linux/anon_inodes.h>
@@ -41,17 +52,24 @@
 #include <linux/file.h>
 #include <linux/highmem.h>
 #include <linux/iova.h>
+#include <linux/jiffies.h>
 #include <linux/mm.h>
+#include <linux/pagemap.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/vdpa.h>
 #include <linux/vhost_iotlb.h>
 #include <linux/vmalloc.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
 
 #include "iova_domain.h"
 
 #define VDUSE_BOUNCE_MAP_MASK	(VDUSE_BOUNCE_MAP_SIZE - 1)
+
+/* How long the bounce area must go unused before its free pages go. */
+#define VDUSE_BOUNCE_IDLE	msecs_to_jiffies(1000)
 
 /**
  * struct vduse_domain_map_file - backing of one IOTLB entry
@@ -97,6 +115,16 @@ struct vduse_umem {
  *	zeroed) on first use, freed with the domain
  * @umem: registered user pages replacing @kpages, or NULL
  * @umem_mutex: serialises changes of @umem
+ * @nr_kpages: number of kernel bounce pages allocated
+ * @can_reclaim: the domain file has an inode of its own, so the daemon's
+ *	mappings of bounce pages can be zapped and the pages freed
+ * @reclaiming: a reclaim is zapping mappings; faults of the bounce area
+ *	wait on @reclaim_wq.  Written under bounce_lock for writing.
+ * @reclaim_wq: faults waiting for the end of a reclaim
+ * @reclaim_work: frees idle bounce pages, armed by streaming maps
+ * @reclaim_armed: bit 0 set while @reclaim_work is queued or running
+ * @last_use: jiffies of the last streaming map
+ * @reclaim_map: scratch bitmap of the pages a reclaim works on (@umem_mutex)
  */
 struct vduse_iova_domain {
 	struct file *file;
@@ -117,7 +145,16 @@ struct vduse_iova_domain {
 	phys_addr_t *slot_orig;
 	struct page **kpages;
 	struct vduse_umem *umem;
-	struct mutex umem_mutex;	/* umem changes */
+	struct mutex umem_mutex;	/* umem changes, reclaim_map */
+
+	atomic_long_t nr_kpages;
+	bool can_reclaim;
+	bool reclaiming;		/* bounce_lock */
+	wait_queue_head_t reclaim_wq;
+	struct delayed_work reclaim_work;
+	unsigned long reclaim_armed;
+	unsigned long last_use;
+	unsigned long *reclaim_map;
 };
 
 /* ------------------------------------------------------------------ */
@@ -414,11 +451,165 @@ static int vduse_domain_get_slots(struct vduse_iova_domain *domain,
 			}
 			if (cmpxchg(&domain->kpages[idx], NULL, page))
 				__free_page(page);
+			else
+				atomic_long_inc(&domain->nr_kpages);
 		}
 		WRITE_ONCE(domain->slot_orig[slot + i],
 			   phys + (i << VDUSE_BOUNCE_MAP_SHIFT));
 	}
 	return 0;
+}
+
+/*
+ * Note a use of the bounce area and make sure a reclaim is pending.  Any
+ * context; cheap when called often (one store per jiffy at most).
+ */
+static void vduse_domain_touch(struct vduse_iova_domain *domain)
+{
+	unsigned long now = jiffies;
+
+	if (!domain->can_reclaim)
+		return;
+	if (READ_ONCE(domain->last_use) != now)
+		WRITE_ONCE(domain->last_use, now);
+	if (!test_bit(0, &domain->reclaim_armed) &&
+	    !test_and_set_bit(0, &domain->reclaim_armed))
+		queue_delayed_work(system_unbound_wq, &domain->reclaim_work,
+				   VDUSE_BOUNCE_IDLE);
+}
+
+/* Are all slots of bounce page @idx free?  bounce_lock held. */
+static bool vduse_domain_page_idle(struct vduse_iova_domain *domain,
+				   unsigned long idx)
+{
+	unsigned long per_page = PAGE_SIZE >> VDUSE_BOUNCE_MAP_SHIFT;
+	unsigned long slot = idx * per_page, i;
+
+	for (i = 0; i < per_page; i++)
+		if (READ_ONCE(domain->slot_orig[slot + i]) != INVALID_PHYS_ADDR)
+			return false;
+	return true;
+}
+
+/**
+ * vduse_domain_reclaim() - free the kernel bounce pages nobody uses
+ * @domain: the domain
+ *
+ * Frees every kernel bounce page none of whose slots is mapped, after
+ * removing it from the daemon's mappings (see the top of this file).
+ * Does nothing while user memory backs the bounce area, or when the
+ * domain file shares the anonymous inode.  Sleeps.
+ *
+ * Return: the number of pages freed.
+ */
+unsigned long vduse_domain_reclaim(struct vduse_iova_domain *domain)
+{
+	unsigned long npages = domain->bounce_size >> PAGE_SHIFT;
+	unsigned long idx, end, freed = 0;
+	struct page *batch[32];
+	unsigned int n, i;
+
+	if (!domain->can_reclaim)
+		return 0;
+	mutex_lock(&domain->umem_mutex);
+
+	/* Pick the candidates and make the fault path wait. */
+	write_lock_irq(&domain->bounce_lock);
+	if (domain->umem) {
+		write_unlock_irq(&domain->bounce_lock);
+		goto out;
+	}
+	bitmap_zero(domain->reclaim_map, npages);
+	for (idx = 0; idx < npages; idx++)
+		if (domain->kpages[idx] && vduse_domain_page_idle(domain, idx))
+			__set_bit(idx, domain->reclaim_map);
+	if (bitmap_empty(domain->reclaim_map, npages)) {
+		write_unlock_irq(&domain->bounce_lock);
+		goto out;
+	}
+	WRITE_ONCE(domain->reclaiming, true);
+	write_unlock_irq(&domain->bounce_lock);
+
+	/*
+	 * A fault that saw the page before "reclaiming" holds the page lock
+	 * until its PTE is in: wait for it, then zap.  Only the reclaim
+	 * removes kernel bounce pages, so the pointers stay valid.
+	 */
+	for_each_set_bit(idx, domain->reclaim_map, npages) {
+		lock_page(domain->kpages[idx]);
+		unlock_page(domain->kpages[idx]);
+	}
+	for_each_set_bit(idx, domain->reclaim_map, npages) {
+		end = find_next_zero_bit(domain->reclaim_map, npages, idx);
+		unmap_mapping_range(domain->file->f_mapping,
+				    (loff_t)idx << PAGE_SHIFT,
+				    (loff_t)(end - idx) << PAGE_SHIFT, 1);
+		idx = end;
+	}
+
+	/*
+	 * Detach the pages still unused, a batch at a time so that streaming
+	 * maps (in atomic context) wait little; pages mapped meanwhile stay.
+	 */
+	idx = 0;
+	do {
+		n = 0;
+		write_lock_irq(&domain->bounce_lock);
+		for (; idx < npages && n < ARRAY_SIZE(batch); idx++) {
+			if (!test_bit(idx, domain->reclaim_map) ||
+			    !vduse_domain_page_idle(domain, idx))
+				continue;
+			batch[n++] = domain->kpages[idx];
+			WRITE_ONCE(domain->kpages[idx], NULL);
+		}
+		if (idx >= npages)
+			WRITE_ONCE(domain->reclaiming, false);
+		write_unlock_irq(&domain->bounce_lock);
+		for (i = 0; i < n; i++)
+			put_page(batch[i]);
+		atomic_long_sub(n, &domain->nr_kpages);
+		freed += n;
+		cond_resched();
+	} while (idx < npages);
+	wake_up_all(&domain->reclaim_wq);
+out:
+	mutex_unlock(&domain->umem_mutex);
+	return freed;
+}
+
+/* Free idle bounce pages once the area has been unused long enough. */
+static void vduse_domain_reclaim_work(struct work_struct *work)
+{
+	struct vduse_iova_domain *domain =
+		container_of(to_delayed_work(work), struct vduse_iova_domain,
+			     reclaim_work);
+	unsigned long idle_at = READ_ONCE(domain->last_use) + VDUSE_BOUNCE_IDLE;
+
+	if (time_before(jiffies, idle_at)) {
+		queue_delayed_work(system_unbound_wq, &domain->reclaim_work,
+				   idle_at - jiffies);
+		return;
+	}
+	clear_bit(0, &domain->reclaim_armed);
+	/* A map between the check and the clear saw the bit set: look again. */
+	smp_mb__after_atomic();
+	idle_at = READ_ONCE(domain->last_use) + VDUSE_BOUNCE_IDLE;
+	if (time_before(jiffies, idle_at)) {
+		vduse_domain_touch(domain);
+		return;
+	}
+	vduse_domain_reclaim(domain);
+}
+
+/**
+ * vduse_domain_bounce_pages() - kernel bounce pages currently allocated
+ * @domain: the domain
+ *
+ * Return: the number of PAGE_SIZE pages.
+ */
+unsigned long vduse_domain_bounce_pages(struct vduse_iova_domain *domain)
+{
+	return atomic_long_read(&domain->nr_kpages);
 }
 
 /* Is [dma_addr, dma_addr + size) a non-empty range of the bounce area? */
@@ -476,6 +667,7 @@ dma_addr_t vduse_domain_map_page(struct vduse_iova_domain *domain,
 	    (dir == DMA_TO_DEVICE || dir == DMA_BIDIRECTIONAL))
 		vduse_domain_bounce(domain, iova + head, size, true);
 	read_unlock(&domain->bounce_lock);
+	vduse_domain_touch(domain);
 
 	return iova + head;
 }
@@ -786,7 +978,9 @@ static int vduse_domain_fill_kpages(struct vduse_iova_domain *domain)
 			continue;
 		domain->kpages[idx] = alloc_page(GFP_ATOMIC | __GFP_ZERO |
 						 __GFP_NOWARN);
-		if (!domain->kpages[idx])
+		if (domain->kpages[idx])
+			atomic_long_inc(&domain->nr_kpages);
+		else
 			ret = -ENOMEM;
 	}
 	return ret;
@@ -954,25 +1148,58 @@ void vduse_domain_drop_umem(struct vduse_iova_domain *domain)
 /* The domain file                                                     */
 /* ------------------------------------------------------------------ */
 
-/* Find the page at @iova for the daemon's mmap, with a reference. */
+/*
+ * Give the daemon's mmap the kernel bounce page at @iova, referenced and
+ * locked: the lock, held until the PTE is in, is what a reclaim waits on
+ * (see the top of this file).  User memory, once registered, is reached
+ * through umem, not here.
+ */
+static vm_fault_t vduse_domain_fault_bounce(struct vduse_iova_domain *domain,
+					    u64 iova, struct vm_fault *vmf)
+{
+	unsigned long idx = iova >> PAGE_SHIFT;
+	struct page *page;
+	bool busy, ok;
+
+	for (;;) {
+		if (wait_event_killable(domain->reclaim_wq,
+					!READ_ONCE(domain->reclaiming)))
+			return VM_FAULT_NOPAGE;	/* dying: do not map */
+		page = NULL;
+		read_lock(&domain->bounce_lock);
+		busy = domain->reclaiming;
+		if (!busy && !domain->umem) {
+			page = READ_ONCE(domain->kpages[idx]);
+			if (page)
+				get_page(page);
+		}
+		read_unlock(&domain->bounce_lock);
+		if (busy)
+			continue;
+		if (!page)
+			return VM_FAULT_SIGBUS;
+
+		lock_page(page);
+		read_lock(&domain->bounce_lock);
+		ok = !domain->reclaiming && !domain->umem &&
+		     domain->kpages[idx] == page;
+		read_unlock(&domain->bounce_lock);
+		if (ok) {
+			vmf->page = page;
+			return VM_FAULT_LOCKED;
+		}
+		unlock_page(page);
+		put_page(page);
+	}
+}
+
+/* Find the coherent page at @iova for the daemon's mmap, referenced. */
 static struct page *vduse_domain_fault_page(struct vduse_iova_domain *domain,
 					    u64 iova)
 {
 	struct vhost_iotlb_map *map;
 	struct page *page = NULL;
 	unsigned long flags;
-
-	if (iova < domain->bounce_size) {
-		/* User memory, once registered, is reached through umem. */
-		read_lock(&domain->bounce_lock);
-		if (!domain->umem) {
-			page = READ_ONCE(domain->kpages[iova >> PAGE_SHIFT]);
-			if (page)
-				get_page(page);
-		}
-		read_unlock(&domain->bounce_lock);
-		return page;
-	}
 
 	spin_lock_irqsave(&domain->iotlb_lock, flags);
 	map = vhost_iotlb_itree_first(domain->iotlb, iova, iova);
@@ -998,6 +1225,8 @@ static vm_fault_t vduse_domain_mmap_fault(struct vm_fault *vmf)
 
 	if (!domain || iova > domain->iova_limit)
 		return VM_FAULT_SIGBUS;
+	if (iova < domain->bounce_size)
+		return vduse_domain_fault_bounce(domain, iova, vmf);
 	page = vduse_domain_fault_page(domain, iova);
 	if (!page)
 		return VM_FAULT_SIGBUS;
@@ -1029,6 +1258,7 @@ static void vduse_domain_free(struct vduse_iova_domain *domain)
 	struct vhost_iotlb_map *map, *tmp;
 	unsigned long i;
 
+	cancel_delayed_work_sync(&domain->reclaim_work);
 	if (domain->iotlb) {
 		list_for_each_entry_safe(map, tmp, &domain->iotlb->list, link)
 			vduse_domain_del_entry(domain, map);
@@ -1043,6 +1273,7 @@ static void vduse_domain_free(struct vduse_iova_domain *domain)
 	}
 	kvfree(domain->kpages);
 	kvfree(domain->slot_orig);
+	bitmap_free(domain->reclaim_map);
 	mutex_destroy(&domain->umem_mutex);
 	kfree(domain);
 }
@@ -1094,6 +1325,8 @@ struct vduse_iova_domain *vduse_domain_create(u64 iova_limit,
 	spin_lock_init(&domain->iotlb_lock);
 	rwlock_init(&domain->bounce_lock);
 	mutex_init(&domain->umem_mutex);
+	init_waitqueue_head(&domain->reclaim_wq);
+	INIT_DELAYED_WORK(&domain->reclaim_work, vduse_domain_reclaim_work);
 
 	/* Both allocators must be initialised before any error path. */
 	init_iova_domain(&domain->stream_iovad, VDUSE_BOUNCE_MAP_SIZE, 1);
@@ -1118,13 +1351,25 @@ struct vduse_iova_domain *vduse_domain_create(u64 iova_limit,
 	domain->kpages = kvcalloc(bounce_size >> PAGE_SHIFT,
 				  sizeof(*domain->kpages), GFP_KERNEL);
 	domain->iotlb = vhost_iotlb_alloc(iotlb_limit, 0);
-	if (!domain->slot_orig || !domain->kpages || !domain->iotlb)
+	domain->reclaim_map = bitmap_zalloc(bounce_size >> PAGE_SHIFT,
+					    GFP_KERNEL);
+	if (!domain->slot_orig || !domain->kpages || !domain->iotlb ||
+	    !domain->reclaim_map)
 		goto err;
 	for (i = 0; i < nslots; i++)
 		domain->slot_orig[i] = INVALID_PHYS_ADDR;
 
-	file = anon_inode_getfile("[vduse-domain]", &vduse_domain_fops,
-				  domain, O_RDWR);
+	/*
+	 * An inode of its own lets a reclaim zap the daemon's mappings of
+	 * idle bounce pages; without one (old kernels) the pages stay.
+	 */
+	file = anon_inode_create_getfile("[vduse-domain]", &vduse_domain_fops,
+					 domain, O_RDWR, NULL);
+	if (PTR_ERR_OR_ZERO(file) == -EOPNOTSUPP)
+		file = anon_inode_getfile("[vduse-domain]", &vduse_domain_fops,
+					  domain, O_RDWR);
+	else if (!IS_ERR(file))
+		domain->can_reclaim = true;
 	if (IS_ERR(file)) {
 		ret = PTR_ERR(file);
 		goto err;

@@ -51,6 +51,8 @@ struct vduse_iova_domain *vduse_domain_create(u64 iova_limit,
 void vduse_domain_destroy(struct vduse_iova_domain *domain);
 
 size_t vduse_domain_bounce_size(struct vduse_iova_domain *domain);
+unsigned long vduse_domain_bounce_pages(struct vduse_iova_domain *domain);
+unsigned long vduse_domain_reclaim(struct vduse_iova_domain *domain);
 size_t vduse_domain_max_map_size(struct vduse_iova_domain *domain);
 void vduse_domain_reset_bounce_map(struct vduse_iova_domain *domain);
 

@@ -652,8 +652,11 @@ static void vduse_dev_reset(struct vduse_dev *dev)
 
 	mutex_lock(&dev->domain_lock);
 	for (i = 0; i < dev->nas; i++)
-		if (dev->domains[i])
+		if (dev->domains[i]) {
 			vduse_domain_reset_bounce_map(dev->domains[i]);
+			/* Free the bounce pages no mapping uses any more. */
+			vduse_domain_reclaim(dev->domains[i]);
+		}
 	mutex_unlock(&dev->domain_lock);
 
 	mutex_lock(&dev->lock);
@@ -1931,7 +1934,44 @@ static struct attribute *vduse_dev_attrs[] = {
 	&dev_attr_bounce_size.attr,
 	NULL
 };
-ATTRIBUTE_GROUPS(vduse_dev);
+
+static const struct attribute_group vduse_dev_group = {
+	.attrs = vduse_dev_attrs,
+};
+
+/* sysfs: /sys/class/vduse/$NAME/stats/: counters, read only */
+
+static ssize_t bounce_pages_show(struct device *device,
+				 struct device_attribute *attr, char *buf)
+{
+	struct vduse_dev *dev = dev_get_drvdata(device);
+	unsigned long pages = 0;
+	u32 i;
+
+	mutex_lock(&dev->domain_lock);
+	for (i = 0; i < dev->nas; i++)
+		if (dev->domains[i])
+			pages += vduse_domain_bounce_pages(dev->domains[i]);
+	mutex_unlock(&dev->domain_lock);
+	return sysfs_emit(buf, "%lu\n", pages);
+}
+static DEVICE_ATTR_RO(bounce_pages);
+
+static struct attribute *vduse_dev_stats_attrs[] = {
+	&dev_attr_bounce_pages.attr,
+	NULL
+};
+
+static const struct attribute_group vduse_dev_stats_group = {
+	.name = "stats",
+	.attrs = vduse_dev_stats_attrs,
+};
+
+static const struct attribute_group *vduse_dev_groups[] = {
+	&vduse_dev_group,
+	&vduse_dev_stats_group,
+	NULL
+};
 
 /* sysfs: /sys/class/vduse/$NAME/vqN/irq_cb_affinity */
 

@@ -25,6 +25,7 @@
 
 #include <kunit/test.h>
 #include <linux/anon_inodes.h>
+#include <linux/delay.h>
 #include <linux/mman.h>
 #include <linux/uaccess.h>
 
@@ -1069,6 +1070,61 @@ static void vduse_domain_test_outlives_destroy(struct kunit *test)
 	KUNIT_EXPECT_TRUE(test, kt_sees(test, &kd, iova, 0x61, 32));
 }
 
+/*
+ * Bounce pages whose slots are all free go back to the system, even while
+ * the daemon maps them; its next access to a reused IOVA sees the new
+ * page, never the freed one, and a live mapping keeps its page and data.
+ */
+static void vduse_domain_test_reclaim(struct kunit *test)
+{
+	struct kt_domain *kd = kt_domain_create(test, 8);
+	u8 *a = kt_buf(test, 0, KT_SLOT, 0x31);
+	u8 *b = kt_buf(test, 0, KT_SLOT, 0x32);
+	u8 *c = kt_buf(test, 0, KT_SLOT, 0x33);
+	dma_addr_t ia, ib, ic;
+	unsigned long waited;
+
+	ia = kt_map_view(test, kd, a, KT_SLOT, DMA_TO_DEVICE, 0);
+	ib = kt_map(kd, b, KT_SLOT, DMA_FROM_DEVICE, 0);
+	KUNIT_ASSERT_NE(test, ib, DMA_MAPPING_ERROR);
+	KUNIT_EXPECT_TRUE(test, kt_sees(test, kd, ia, 0x31, KT_SLOT));
+	kt_poke(test, kd, ib, 0x42, KT_SLOT);
+	KUNIT_EXPECT_EQ(test, vduse_domain_bounce_pages(kd->domain),
+			(unsigned long)DIV_ROUND_UP(2 * KT_SLOT, PAGE_SIZE));
+
+	/* a's mapping ends: its page goes; b's stays, with the daemon's data. */
+	kt_unmap(kd, ia, KT_SLOT, DMA_TO_DEVICE, 0);
+	if (PAGE_SIZE == KT_SLOT) {
+		KUNIT_EXPECT_EQ(test, vduse_domain_reclaim(kd->domain), 1UL);
+		KUNIT_EXPECT_EQ(test, vduse_domain_bounce_pages(kd->domain), 1UL);
+	}
+	KUNIT_EXPECT_TRUE(test, kt_sees(test, kd, ib, 0x42, KT_SLOT));
+
+	/* A new mapping, probably at a's IOVA: the daemon sees its bytes. */
+	ic = kt_map(kd, c, KT_SLOT, DMA_TO_DEVICE, 0);
+	KUNIT_ASSERT_NE(test, ic, DMA_MAPPING_ERROR);
+	KUNIT_EXPECT_TRUE(test, kt_sees(test, kd, ic, 0x33, KT_SLOT));
+	kt_unmap(kd, ic, KT_SLOT, DMA_TO_DEVICE, 0);
+
+	/* The daemon's writes to b reach the driver after all that. */
+	kt_unmap(kd, ib, KT_SLOT, DMA_FROM_DEVICE, 0);
+	KUNIT_EXPECT_TRUE(test, kt_filled(b, 0x42, KT_SLOT));
+
+	/* Idle for a second: the domain frees the rest by itself. */
+	for (waited = 0; waited < 5000 &&
+	     vduse_domain_bounce_pages(kd->domain); waited += 50)
+		msleep(50);
+	KUNIT_EXPECT_EQ(test, vduse_domain_bounce_pages(kd->domain), 0UL);
+	KUNIT_EXPECT_GE(test, waited, 500UL);
+	KUNIT_EXPECT_EQ(test, vduse_domain_reclaim(kd->domain), 0UL);
+
+	/* And the area works again: a fresh page, bounced as before. */
+	ia = kt_map(kd, a, KT_SLOT, DMA_TO_DEVICE, 0);
+	KUNIT_ASSERT_NE(test, ia, DMA_MAPPING_ERROR);
+	KUNIT_EXPECT_TRUE(test, kt_sees(test, kd, ia, 0x31, KT_SLOT));
+	kt_unmap(kd, ia, KT_SLOT, DMA_TO_DEVICE, 0);
+}
+
 static struct kunit_case vduse_domain_cases[] = {
 	KUNIT_CASE(vduse_domain_test_create_checks),
 	KUNIT_CASE(vduse_domain_test_bounce_entry),
@@ -1083,6 +1139,7 @@ static struct kunit_case vduse_domain_cases[] = {
 	KUNIT_CASE(vduse_domain_test_coherent_exhaustion),
 	KUNIT_CASE(vduse_domain_test_set_map),
 	KUNIT_CASE(vduse_domain_test_set_map_limit),
+	KUNIT_CASE(vduse_domain_test_reclaim),
 	KUNIT_CASE(vduse_domain_test_umem),
 	KUNIT_CASE(vduse_domain_test_umem_drop),
 	KUNIT_CASE(vduse_domain_test_outlives_destroy),

@@ -135,6 +135,25 @@ static inline void vm_flags_set(struct vm_area_struct *vma,
 #define WQ_PERCPU		0
 #endif
 
+/*
+ * 6.7: anonymous files with an inode of their own.  Without one a domain
+ * file shares the anonymous inode, its mappings cannot be zapped alone,
+ * and the driver keeps idle bounce pages (it falls back on -EOPNOTSUPP).
+ */
+#ifndef VDUSE_HAVE_anon_inode_create_getfile
+#include <linux/anon_inodes.h>
+#include <linux/err.h>
+static inline struct file *
+vduse_compat_anon_inode_create_getfile(const char *name,
+				       const struct file_operations *fops,
+				       void *priv, int flags,
+				       const struct inode *context_inode)
+{
+	return ERR_PTR(-EOPNOTSUPP);
+}
+#define anon_inode_create_getfile	vduse_compat_anon_inode_create_getfile
+#endif
+
 #include "vduse_compat_class.h"
 #include "vduse_compat_vdpa.h"
 
