@@ -181,10 +181,13 @@ kernel_resolve() {
 
 # Download, unpack and install a test kernel: vmlinuz and modules under
 # $VDUSE_CACHE/kernels/VER, the module tree and headers in the root (for
-# 6.1: headers in the bookworm root, and the vDPA stack it lacks).
+# 6.1: also headers in the bookworm root, and the vDPA stack it lacks).
 _kernel_fetch() {
 	local series=$1 ver=$2 kdir=$VDUSE_CACHE/kernels/$2
 	[ -f "$kdir/.done" ] || _kernel_image "$series" "$ver"
+	# Checked on every fetch, not only when the image is new: a root made
+	# before the headers were installed this way gets them now.
+	_kernel_headers "$series" "$ver"
 	[ "$series" != 6.1 ] || _vdpa_stack_build "$ver"
 }
 
@@ -214,7 +217,6 @@ _kernel_image() {
 			dpkg -x "$d" "$kdir"
 			mv "$d" "$debs/"
 		done
-		root_apt_install "linux-headers-$ver"
 		;;
 	esac
 	local mods=$kdir/lib/modules/$ver
@@ -233,6 +235,62 @@ _kernel_image() {
 kernel_fetch() {
 	with_lock _kernel_fetch "$@" || return 1
 	_vdpa_stack_install "$2"
+}
+
+# True when the root's /usr/lib/modules/VER has the build and source links
+# a Debian kernel's headers package makes, and they lead to the headers.
+# Tested inside the root: bookworm's links are absolute.
+_root_has_headers() {
+	in_root sh -c 'test -f "$0/build/Makefile" && test -d "$0/source"' \
+		"/usr/lib/modules/$1"
+}
+
+# The headers of kernel VER in the guest root, installed with apt as on a
+# Debian machine, so that DKMS and "make" in the guest find them through
+# /usr/lib/modules/VER/build.  Trixie's archive has them for 7.3 and 6.12.
+# Debian's 6.1 headers are bookworm packages: the same .debs the bookworm
+# root builds with (linux-headers-VER, its -common part, linux-kbuild-6.1,
+# linux-compiler-gcc-12-x86), installed into trixie.  That works: trixie's
+# libssl3t64 and libelf1t64 provide the libssl3 and libelf1 their kbuild
+# tools link against, and its gcc-12 is the compiler the 6.1 headers name
+# (.kernelvariables sets CC=gcc-12; linux-compiler-gcc-12-x86 pulls it in).
+_kernel_headers() {
+	local series=$1 ver=$2 debs=$VDUSE_CACHE/debs pkgver p tmp pkgs=()
+	_root_has_headers "$ver" && return 0
+	log "installing the headers of $ver into the guest root"
+	case $series in
+	6.1)
+		_oldroot_setup
+		pkgver=$(_oldroot_pkgver "$ver") || exit 1
+		tmp=/var/tmp/headers-debs
+		rm -rf "$ROOT$tmp"
+		mkdir -p "$ROOT$tmp"
+		for p in "linux-headers-$ver" "linux-headers-${ver%-amd64}-common" \
+			 linux-kbuild-6.1 linux-compiler-gcc-12-x86; do
+			_oldroot_download "$p=$pkgver"
+			cp "$debs/${p}_${pkgver}_"*.deb "$ROOT$tmp/"
+		done
+		pkgs=("$ROOT$tmp"/*.deb)
+		# --reinstall: the packages may be there with their links lost.
+		root_apt_install --reinstall "${pkgs[@]#"$ROOT"}"
+		rm -rf "$ROOT$tmp"
+		;;
+	*)
+		root_apt_install --reinstall "linux-headers-$ver"
+		;;
+	esac
+	_root_has_headers "$ver" ||
+		die "/usr/lib/modules/$ver/build in the guest root does not lead to the headers of $ver"
+}
+
+# _oldroot_pkgver VER: the Debian version of the 6.1 kernel package VER
+# (6.1.0-56-amd64 -> 6.1.192-2), from its image in the deb cache: its
+# headers, kbuild and source must be exactly that version.
+_oldroot_pkgver() {
+	local debs=$VDUSE_CACHE/debs
+	_oldroot_download "linux-image-$1"
+	dpkg-deb -f "$(ls "$debs"/linux-image-"$1"_*.deb | head -n 1)" Version ||
+		die "no linux-image-$1 package in $debs"
 }
 
 # _oldroot_download PKG[=VERSION]: fetch a bookworm package into the deb
@@ -267,9 +325,7 @@ _vdpa_stack_build() {
 	log "building the vDPA stack Debian's $ver lacks"
 	_oldroot_setup
 	# The source of exactly the kernel that boots: the image's version.
-	_oldroot_download "linux-image-$ver"
-	pkgver=$(dpkg-deb -f "$(ls "$debs"/linux-image-"${ver}"_*.deb | head -n 1)" Version) ||
-		die "no linux-image-$ver package in $debs"
+	pkgver=$(_oldroot_pkgver "$ver") || exit 1
 	oldroot_apt_install "linux-headers-$ver=$pkgver"
 	_oldroot_download "linux-source-6.1=$pkgver"
 	rm -rf "$OLDROOT$src" "$out"
@@ -298,16 +354,18 @@ _vdpa_stack_build() {
 	echo "$pkgver" >"$out/.done"
 }
 
-# Put a kernel's own vDPA stack, if it needed one, where the guest loads it.
+# Put a kernel's own vDPA stack, if it needed one, where the guest loads it,
+# with its Module.symvers: a module built in the guest (the DKMS suite)
+# links against it, as one built on the host does.
 _vdpa_stack_install() {
-	local ver=$1 from=$VDUSE_CACHE/kernels/$1/vdpa m
+	local ver=$1 from=$VDUSE_CACHE/kernels/$1/vdpa f
 	[ -f "$from/.done" ] || return 0
 	mkdir -p "$BUILD/$ver/vdpa"
-	for m in vdpa virtio_vdpa vhost_vdpa; do
-		cmp -s "$from/$m.ko" "$BUILD/$ver/vdpa/$m.ko" && continue
+	for f in vdpa.ko virtio_vdpa.ko vhost_vdpa.ko Module.symvers; do
+		cmp -s "$from/$f" "$BUILD/$ver/vdpa/$f" && continue
 		# A guest may be loading the old file: replace, never rewrite.
-		cp "$from/$m.ko" "$BUILD/$ver/vdpa/$m.ko.tmp" &&
-			mv "$BUILD/$ver/vdpa/$m.ko.tmp" "$BUILD/$ver/vdpa/$m.ko"
+		cp "$from/$f" "$BUILD/$ver/vdpa/$f.tmp" &&
+			mv "$BUILD/$ver/vdpa/$f.tmp" "$BUILD/$ver/vdpa/$f"
 	done
 }
 
