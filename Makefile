@@ -12,6 +12,10 @@ ifneq ($(KERNELRELEASE),)
 obj-$(CONFIG_VDPA_USER) += vduse.o
 vduse-y := vduse_dev.o iova_domain.o
 
+# define_trace.h includes our tracepoint header, vduse_trace.h, as
+# "./vduse_trace.h": it is found through this directory.
+CFLAGS_vduse_dev.o += -I$(src)
+
 # Out of tree, our uapi header and the compat shims for older kernels come
 # before the kernel's own headers.  A kernel tree's drivers/vdpa/vdpa_user/
 # has no include/ directory, so in-tree builds, "make M=drivers/vdpa/vdpa_user"

@@ -474,7 +474,7 @@ static void vduse_domain_touch(struct vduse_iova_domain *domain)
 		WRITE_ONCE(domain->last_use, now);
 	if (!test_bit(0, &domain->reclaim_armed) &&
 	    !test_and_set_bit(0, &domain->reclaim_armed))
-		queue_delayed_work(system_unbound_wq, &domain->reclaim_work,
+		queue_delayed_work(system_dfl_wq, &domain->reclaim_work,
 				   VDUSE_BOUNCE_IDLE);
 }
 
@@ -586,7 +586,7 @@ static void vduse_domain_reclaim_work(struct work_struct *work)
 	unsigned long idle_at = READ_ONCE(domain->last_use) + VDUSE_BOUNCE_IDLE;
 
 	if (time_before(jiffies, idle_at)) {
-		queue_delayed_work(system_unbound_wq, &domain->reclaim_work,
+		queue_delayed_work(system_dfl_wq, &domain->reclaim_work,
 				   idle_at - jiffies);
 		return;
 	}

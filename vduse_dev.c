@@ -70,6 +70,11 @@
 
 #include "iova_domain.h"
 
+#define CREATE_TRACE_POINTS
+#include "vduse_trace.h"
+/* Trace headers included later (the KUnit tests) only declare events. */
+#undef CREATE_TRACE_POINTS
+
 #define VDUSE_DEV_MAX			BIT(MINORBITS)
 #define VDUSE_MAX_VQ_NUM		0xffff
 #define VDUSE_MAX_GROUPS		0xffff
@@ -112,7 +117,13 @@ MODULE_PARM_DESC(max_iotlb_entries,
  *     kick eventfd; interrupt callback and affinity; config callback;
  *     config space bytes.
  *   vduse_dev.msg_lock (spinlock, innermost, never held while sleeping)
- *     the two message lists, request ids and the broken flag.
+ *     the two message lists, request ids, the broken flag and the
+ *     message counters.
+ *
+ * The counters of stats/ sit under the lock their path already holds:
+ * kicks under kick_lock, interrupts under irq_lock, messages under
+ * msg_lock.  A hot path pays one plain increment on a line it owns.
+ * Config interrupts, counted where no lock is held, use an atomic.
  *
  * No lock is held while the kernel waits for a reply from the daemon: the
  * daemon handles a request with ioctls that take the locks above.
@@ -141,14 +152,16 @@ struct vduse_dev;
  * @device_addr: IOVA of the device area
  * @state: start state set by the driver
  * @ready: enabled by the driver
- * @kick_lock: protects @kickfd and @kicked
+ * @kick_lock: protects @kickfd, @kicked and @kicks
  * @kickfd: eventfd signalled on kicks, or NULL
  * @kicked: a kick arrived while no eventfd was installed
+ * @kicks: kicks passed on to the daemon (stats/kicks)
  * @kick_work: signals @kickfd where eventfds cannot be signalled directly
- * @irq_lock: protects @cb, @irq_affinity and @irq_effective_cpu
+ * @irq_lock: protects @cb, @irq_affinity, @irq_effective_cpu and @irqs
  * @cb: interrupt callback of the driver
  * @irq_affinity: CPUs that may run the callback
  * @irq_effective_cpu: CPU that ran the last injection
+ * @irqs: interrupts passed on to the driver, by enum vduse_irq_path
  * @inject_work: runs @cb
  * @kobj: the "vqN" sysfs directory; its release frees the virtqueue
  *
@@ -167,15 +180,17 @@ struct vduse_virtqueue {
 	struct vdpa_vq_state state;
 	bool ready;
 
-	spinlock_t kick_lock;	/* kickfd, kicked */
+	spinlock_t kick_lock;	/* kickfd, kicked, kicks */
 	struct eventfd_ctx *kickfd;
 	bool kicked;
+	u64 kicks;
 	struct work_struct kick_work;
 
-	spinlock_t irq_lock;	/* cb, irq_affinity, irq_effective_cpu */
+	spinlock_t irq_lock;	/* cb, irq_affinity, irq_effective_cpu, irqs */
 	struct vdpa_callback cb;
 	cpumask_var_t irq_affinity;
 	int irq_effective_cpu;
+	u64 irqs[VDUSE_IRQ_PATHS];
 	struct work_struct inject_work;
 
 	struct kobject kobj;
@@ -207,6 +222,18 @@ struct vduse_vdpa {
 };
 
 /**
+ * struct vduse_msg_stats - message counters of a device
+ * @sent: requests queued for the daemon
+ * @failed: replies with a result other than VDUSE_REQ_RESULT_OK
+ * @timeouts: requests that got no reply within msg_timeout
+ */
+struct vduse_msg_stats {
+	u64 sent;
+	u64 failed;
+	u64 timeouts;
+};
+
+/**
  * struct vduse_dev - a VDUSE device
  * @name: device name
  * @dev: the class device, parent of the vDPA device
@@ -235,12 +262,15 @@ struct vduse_vdpa {
  * @irq_lock: protects @config_cb
  * @config_cb: config change callback of the driver
  * @inject_work: runs @config_cb
- * @msg_lock: protects @send_list, @recv_list, @msg_unique and @broken
+ * @config_irqs: config interrupts injected (stats/config_irqs)
+ * @msg_lock: protects @send_list, @recv_list, @msg_unique, @broken and
+ *	@msg_stats
  * @send_list: requests waiting to be read
  * @recv_list: requests read and waiting for a reply
  * @waitq: readers and pollers of the device node
  * @msg_unique: next request id
  * @broken: a request timed out; the device stays unusable
+ * @msg_stats: message counters (stats/)
  * @msg_timeout: seconds to wait for a reply, 0 = forever
  * @domain_lock: protects @domains contents, @bounce_size and umem
  * @domains: one IOVA domain per address space, created on first attach
@@ -278,13 +308,15 @@ struct vduse_dev {
 	spinlock_t irq_lock;	/* config_cb */
 	struct vdpa_callback config_cb;
 	struct work_struct inject_work;
+	atomic64_t config_irqs;
 
-	spinlock_t msg_lock;	/* lists, msg_unique, broken */
+	spinlock_t msg_lock;	/* lists, msg_unique, broken, msg_stats */
 	struct list_head send_list;
 	struct list_head recv_list;
 	wait_queue_head_t waitq;
 	u32 msg_unique;
 	bool broken;
+	struct vduse_msg_stats msg_stats;
 	unsigned int msg_timeout;
 
 	struct mutex domain_lock;	/* domains, bounce_size, umem */
@@ -364,6 +396,7 @@ static int vduse_install_fd(struct file *file)
  * @resp: reply of the daemon
  * @done: completed once @resp is final
  * @completed: @resp is final (msg_lock)
+ * @sent: when it was queued, for the latency in the reply's trace event
  */
 struct vduse_msg {
 	struct list_head list;
@@ -371,6 +404,7 @@ struct vduse_msg {
 	struct vduse_dev_response resp;
 	struct completion done;
 	bool completed;
+	ktime_t sent;
 };
 
 static struct vduse_msg *vduse_msg_find(struct list_head *head, u32 id)
@@ -395,12 +429,20 @@ static void vduse_msg_complete(struct vduse_msg *msg, u32 result)
 static void vduse_dev_mark_broken_locked(struct vduse_dev *dev)
 {
 	struct vduse_msg *msg, *tmp;
+	unsigned int failed = 0;
+	bool was_broken = dev->broken;
 
 	dev->broken = true;
-	list_for_each_entry_safe(msg, tmp, &dev->send_list, list)
+	list_for_each_entry_safe(msg, tmp, &dev->send_list, list) {
 		vduse_msg_complete(msg, VDUSE_REQ_RESULT_FAILED);
-	list_for_each_entry_safe(msg, tmp, &dev->recv_list, list)
+		failed++;
+	}
+	list_for_each_entry_safe(msg, tmp, &dev->recv_list, list) {
 		vduse_msg_complete(msg, VDUSE_REQ_RESULT_FAILED);
+		failed++;
+	}
+	if (!was_broken)
+		trace_vduse_dev_broken(dev->name, failed);
 }
 
 static void vduse_dev_mark_broken(struct vduse_dev *dev)
@@ -439,7 +481,10 @@ static int vduse_msg_send(struct vduse_dev *dev, struct vduse_msg *msg)
 		return -EIO;
 	}
 	msg->req.request_id = dev->msg_unique++;
+	msg->sent = ktime_get();
 	list_add_tail(&msg->list, &dev->send_list);
+	dev->msg_stats.sent++;
+	trace_vduse_msg_send(dev->name, msg->req.type, msg->req.request_id);
 	spin_unlock(&dev->msg_lock);
 	wake_up(&dev->waitq);
 
@@ -458,6 +503,9 @@ static int vduse_msg_send(struct vduse_dev *dev, struct vduse_msg *msg)
 			dev_err_ratelimited(dev->dev,
 					    "request %u (type %u) timed out, device is broken\n",
 					    msg->req.request_id, msg->req.type);
+			dev->msg_stats.timeouts++;
+			trace_vduse_msg_timeout(dev->name, msg->req.type,
+						msg->req.request_id, timeout);
 			vduse_dev_mark_broken_locked(dev);
 		}
 		spin_unlock(&dev->msg_lock);
@@ -568,17 +616,24 @@ static int vduse_msg_suspend(struct vduse_dev *dev)
 
 static void vduse_vq_kick(struct vduse_virtqueue *vq)
 {
+	enum vduse_kick_path path;
 	unsigned long flags;
 
 	spin_lock_irqsave(&vq->kick_lock, flags);
 	if (!READ_ONCE(vq->ready) || READ_ONCE(vq->dev->suspended))
 		goto unlock;
-	if (!vq->kickfd)
+	if (!vq->kickfd) {
 		vq->kicked = true;
-	else if (eventfd_signal_allowed())
+		path = VDUSE_KICK_PENDING;
+	} else if (eventfd_signal_allowed()) {
 		vduse_eventfd_signal(vq->kickfd);
-	else
-		queue_work(system_unbound_wq, &vq->kick_work);
+		path = VDUSE_KICK_EVENTFD;
+	} else {
+		queue_work(system_dfl_wq, &vq->kick_work);
+		path = VDUSE_KICK_DEFERRED;
+	}
+	vq->kicks++;
+	trace_vduse_vq_kick(vq->dev->name, vq->index, path);
 unlock:
 	spin_unlock_irqrestore(&vq->kick_lock, flags);
 }
@@ -1313,8 +1368,10 @@ static ssize_t vduse_dev_read_iter(struct kiocb *iocb, struct iov_iter *to)
 	req = msg->req;
 	spin_unlock(&dev->msg_lock);
 
-	if (copy_to_iter(&req, sizeof(req), to) == sizeof(req))
+	if (copy_to_iter(&req, sizeof(req), to) == sizeof(req)) {
+		trace_vduse_msg_read(dev->name, req.type, req.request_id);
 		return sizeof(req);
+	}
 
 	/* Put it back at the head, unless it completed meanwhile. */
 	spin_lock(&dev->msg_lock);
@@ -1344,6 +1401,10 @@ static ssize_t vduse_dev_write_iter(struct kiocb *iocb, struct iov_iter *from)
 	spin_lock(&dev->msg_lock);
 	msg = vduse_msg_find(&dev->recv_list, resp.request_id);
 	if (msg) {
+		trace_vduse_msg_reply(dev->name, msg->req.type,
+				      resp.request_id, resp.result, msg->sent);
+		if (resp.result != VDUSE_REQ_RESULT_OK)
+			dev->msg_stats.failed++;
 		msg->resp = resp;
 		vduse_msg_complete(msg, resp.result);
 		ret = sizeof(resp);
@@ -1489,6 +1550,8 @@ static long vduse_dev_ioctl_inject_config_irq(struct vduse_dev *dev)
 {
 	if (!vduse_dev_driver_ok(dev))
 		return -EINVAL;
+	atomic64_inc(&dev->config_irqs);
+	trace_vduse_dev_inject_config_irq(dev->name);
 	queue_work(vduse_irq_wq, &dev->inject_work);
 	return 0;
 }
@@ -1603,6 +1666,17 @@ static long vduse_vq_setup_kickfd(struct vduse_dev *dev, void __user *argp)
 	return 0;
 }
 
+/*
+ * Count and trace an interrupt on its way to the driver, before the
+ * callback runs: events the callback causes come after it.  irq_lock held.
+ */
+static void vduse_vq_irq_injected(struct vduse_virtqueue *vq,
+				  enum vduse_irq_path path, int cpu)
+{
+	vq->irqs[path]++;
+	trace_vduse_vq_inject_irq(vq->dev->name, vq->index, path, cpu);
+}
+
 /* Next online CPU of the affinity mask, round robin.  irq_lock held. */
 static int vduse_vq_next_cpu(struct vduse_virtqueue *vq)
 {
@@ -1636,6 +1710,7 @@ static long vduse_vq_inject_irq(struct vduse_dev *dev, void __user *argp)
 		goto unlock;
 	/* vhost-vdpa's irqfd: signal it directly. */
 	if (READ_ONCE(vq->ready) && vq->cb.trigger) {
+		vduse_vq_irq_injected(vq, VDUSE_IRQ_IRQFD, -1);
 		vduse_eventfd_signal(vq->cb.trigger);
 		goto unlock;
 	}
@@ -1652,11 +1727,14 @@ static long vduse_vq_inject_irq(struct vduse_dev *dev, void __user *argp)
 	cpu = smp_processor_id();
 	if (cpumask_test_cpu(cpu, vq->irq_affinity)) {
 		vq->irq_effective_cpu = cpu;
-		if (READ_ONCE(vq->ready) && vq->cb.callback)
+		if (READ_ONCE(vq->ready) && vq->cb.callback) {
+			vduse_vq_irq_injected(vq, VDUSE_IRQ_INLINE, cpu);
 			vq->cb.callback(vq->cb.private);
+		}
 		goto unlock;
 	}
 	cpu = vduse_vq_next_cpu(vq);
+	vduse_vq_irq_injected(vq, VDUSE_IRQ_DEFERRED, cpu);
 	if (cpu < 0)
 		queue_work(vduse_irq_wq, &vq->inject_work);
 	else
@@ -1957,7 +2035,135 @@ static const struct attribute_group vduse_dev_group = {
 	.attrs = vduse_dev_attrs,
 };
 
-/* sysfs: /sys/class/vduse/$NAME/stats/: counters, read only */
+/*
+ * sysfs: /sys/class/vduse/$NAME/stats/: counters, read only.  Each is
+ * read under the lock its writers hold (see the locking rules), so a
+ * value is never torn, also on 32-bit machines.
+ */
+
+/**
+ * struct vduse_vq_stats - kick and interrupt counters
+ * @kicks: kicks passed on to the daemon
+ * @irqs: interrupts passed on to the driver, by enum vduse_irq_path
+ */
+struct vduse_vq_stats {
+	u64 kicks;
+	u64 irqs[VDUSE_IRQ_PATHS];
+};
+
+/* Add the counters of @vq to @stats. */
+static void vduse_vq_add_stats(struct vduse_virtqueue *vq,
+			       struct vduse_vq_stats *stats)
+{
+	int i;
+
+	spin_lock_irq(&vq->kick_lock);
+	stats->kicks += vq->kicks;
+	spin_unlock_irq(&vq->kick_lock);
+
+	spin_lock_irq(&vq->irq_lock);
+	for (i = 0; i < VDUSE_IRQ_PATHS; i++)
+		stats->irqs[i] += vq->irqs[i];
+	spin_unlock_irq(&vq->irq_lock);
+}
+
+/* The kick and interrupt counters of a device: sums over its queues. */
+static void vduse_dev_vq_stats(struct vduse_dev *dev,
+			       struct vduse_vq_stats *stats)
+{
+	u32 i;
+
+	memset(stats, 0, sizeof(*stats));
+	for (i = 0; i < dev->vq_num; i++)
+		vduse_vq_add_stats(dev->vqs[i], stats);
+}
+
+static void vduse_dev_msg_stats(struct vduse_dev *dev,
+				struct vduse_msg_stats *stats)
+{
+	spin_lock(&dev->msg_lock);
+	*stats = dev->msg_stats;
+	spin_unlock(&dev->msg_lock);
+}
+
+static ssize_t msgs_sent_show(struct device *device,
+			      struct device_attribute *attr, char *buf)
+{
+	struct vduse_msg_stats stats;
+
+	vduse_dev_msg_stats(dev_get_drvdata(device), &stats);
+	return sysfs_emit(buf, "%llu\n", stats.sent);
+}
+static DEVICE_ATTR_RO(msgs_sent);
+
+static ssize_t msgs_failed_show(struct device *device,
+				struct device_attribute *attr, char *buf)
+{
+	struct vduse_msg_stats stats;
+
+	vduse_dev_msg_stats(dev_get_drvdata(device), &stats);
+	return sysfs_emit(buf, "%llu\n", stats.failed);
+}
+static DEVICE_ATTR_RO(msgs_failed);
+
+static ssize_t msgs_timed_out_show(struct device *device,
+				   struct device_attribute *attr, char *buf)
+{
+	struct vduse_msg_stats stats;
+
+	vduse_dev_msg_stats(dev_get_drvdata(device), &stats);
+	return sysfs_emit(buf, "%llu\n", stats.timeouts);
+}
+static DEVICE_ATTR_RO(msgs_timed_out);
+
+static ssize_t kicks_show(struct device *device,
+			  struct device_attribute *attr, char *buf)
+{
+	struct vduse_vq_stats stats;
+
+	vduse_dev_vq_stats(dev_get_drvdata(device), &stats);
+	return sysfs_emit(buf, "%llu\n", stats.kicks);
+}
+static DEVICE_ATTR_RO(kicks);
+
+static ssize_t irqs_inline_show(struct device *device,
+				struct device_attribute *attr, char *buf)
+{
+	struct vduse_vq_stats stats;
+
+	vduse_dev_vq_stats(dev_get_drvdata(device), &stats);
+	return sysfs_emit(buf, "%llu\n", stats.irqs[VDUSE_IRQ_INLINE]);
+}
+static DEVICE_ATTR_RO(irqs_inline);
+
+static ssize_t irqs_deferred_show(struct device *device,
+				  struct device_attribute *attr, char *buf)
+{
+	struct vduse_vq_stats stats;
+
+	vduse_dev_vq_stats(dev_get_drvdata(device), &stats);
+	return sysfs_emit(buf, "%llu\n", stats.irqs[VDUSE_IRQ_DEFERRED]);
+}
+static DEVICE_ATTR_RO(irqs_deferred);
+
+static ssize_t irqs_irqfd_show(struct device *device,
+			       struct device_attribute *attr, char *buf)
+{
+	struct vduse_vq_stats stats;
+
+	vduse_dev_vq_stats(dev_get_drvdata(device), &stats);
+	return sysfs_emit(buf, "%llu\n", stats.irqs[VDUSE_IRQ_IRQFD]);
+}
+static DEVICE_ATTR_RO(irqs_irqfd);
+
+static ssize_t config_irqs_show(struct device *device,
+				struct device_attribute *attr, char *buf)
+{
+	struct vduse_dev *dev = dev_get_drvdata(device);
+
+	return sysfs_emit(buf, "%lld\n", atomic64_read(&dev->config_irqs));
+}
+static DEVICE_ATTR_RO(config_irqs);
 
 static ssize_t bounce_pages_show(struct device *device,
 				 struct device_attribute *attr, char *buf)
@@ -1976,6 +2182,14 @@ static ssize_t bounce_pages_show(struct device *device,
 static DEVICE_ATTR_RO(bounce_pages);
 
 static struct attribute *vduse_dev_stats_attrs[] = {
+	&dev_attr_msgs_sent.attr,
+	&dev_attr_msgs_failed.attr,
+	&dev_attr_msgs_timed_out.attr,
+	&dev_attr_kicks.attr,
+	&dev_attr_irqs_inline.attr,
+	&dev_attr_irqs_deferred.attr,
+	&dev_attr_irqs_irqfd.attr,
+	&dev_attr_config_irqs.attr,
 	&dev_attr_bounce_pages.attr,
 	NULL
 };
@@ -1991,7 +2205,7 @@ static const struct attribute_group *vduse_dev_groups[] = {
 	NULL
 };
 
-/* sysfs: /sys/class/vduse/$NAME/vqN/irq_cb_affinity */
+/* sysfs: /sys/class/vduse/$NAME/vqN/{irq_cb_affinity,stats/} */
 
 struct vduse_vq_attribute {
 	struct attribute attr;
@@ -2037,7 +2251,70 @@ static struct attribute *vduse_vq_attrs[] = {
 	&vduse_vq_attr_irq_cb_affinity.attr,
 	NULL
 };
-ATTRIBUTE_GROUPS(vduse_vq);
+
+static const struct attribute_group vduse_vq_group = {
+	.attrs = vduse_vq_attrs,
+};
+
+/* vqN/stats/: the counters of stats/, for this queue alone. */
+
+static ssize_t vduse_vq_stat_show(struct vduse_virtqueue *vq, char *buf,
+				  int irq_path)
+{
+	struct vduse_vq_stats stats = {};
+
+	vduse_vq_add_stats(vq, &stats);
+	return sysfs_emit(buf, "%llu\n",
+			  irq_path < 0 ? stats.kicks : stats.irqs[irq_path]);
+}
+
+static ssize_t vq_kicks_show(struct vduse_virtqueue *vq, char *buf)
+{
+	return vduse_vq_stat_show(vq, buf, -1);
+}
+
+static ssize_t vq_irqs_inline_show(struct vduse_virtqueue *vq, char *buf)
+{
+	return vduse_vq_stat_show(vq, buf, VDUSE_IRQ_INLINE);
+}
+
+static ssize_t vq_irqs_deferred_show(struct vduse_virtqueue *vq, char *buf)
+{
+	return vduse_vq_stat_show(vq, buf, VDUSE_IRQ_DEFERRED);
+}
+
+static ssize_t vq_irqs_irqfd_show(struct vduse_virtqueue *vq, char *buf)
+{
+	return vduse_vq_stat_show(vq, buf, VDUSE_IRQ_IRQFD);
+}
+
+static struct vduse_vq_attribute vduse_vq_attr_kicks =
+	__ATTR(kicks, 0444, vq_kicks_show, NULL);
+static struct vduse_vq_attribute vduse_vq_attr_irqs_inline =
+	__ATTR(irqs_inline, 0444, vq_irqs_inline_show, NULL);
+static struct vduse_vq_attribute vduse_vq_attr_irqs_deferred =
+	__ATTR(irqs_deferred, 0444, vq_irqs_deferred_show, NULL);
+static struct vduse_vq_attribute vduse_vq_attr_irqs_irqfd =
+	__ATTR(irqs_irqfd, 0444, vq_irqs_irqfd_show, NULL);
+
+static struct attribute *vduse_vq_stats_attrs[] = {
+	&vduse_vq_attr_kicks.attr,
+	&vduse_vq_attr_irqs_inline.attr,
+	&vduse_vq_attr_irqs_deferred.attr,
+	&vduse_vq_attr_irqs_irqfd.attr,
+	NULL
+};
+
+static const struct attribute_group vduse_vq_stats_group = {
+	.name = "stats",
+	.attrs = vduse_vq_stats_attrs,
+};
+
+static const struct attribute_group *vduse_vq_groups[] = {
+	&vduse_vq_group,
+	&vduse_vq_stats_group,
+	NULL
+};
 
 static ssize_t vduse_vq_attr_show(struct kobject *kobj,
 				  struct attribute *attr, char *buf)

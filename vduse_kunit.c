@@ -13,7 +13,8 @@
  *   vduse_config   the checks of a creation request, address space
  *                  arguments, the split of the bounce size, config space
  *   vduse_msg      the message channel: requests, replies, timeouts,
- *                  and the vdpa ops that talk to the daemon
+ *                  and the vdpa ops that talk to the daemon; the counters
+ *                  of stats/ and vqN/stats/
  *
  * Where cases differ only in their data, one case walks a table of it
  * (KUNIT_CASE_PARAM, or a loop for checks that need no setup of their
@@ -1639,7 +1640,7 @@ static struct kt_call *kt_start(struct kunit *test, struct vdpa_device *vdpa,
 	INIT_WORK(&call->work, kt_call_work);
 	KUNIT_ASSERT_EQ(test, 0, kunit_add_action_or_reset(test, kt_call_flush,
 							   call));
-	queue_work(system_unbound_wq, &call->work);
+	queue_work(system_dfl_wq, &call->work);
 	return call;
 }
 
@@ -2057,6 +2058,126 @@ static void vduse_msg_test_reset(struct kunit *test)
 	KUNIT_EXPECT_FALSE(test, dev->broken);
 }
 
+/* stats/: requests sent, failed replies, timeouts. */
+static void vduse_msg_test_counters(struct kunit *test)
+{
+	struct kt_daemon *d = kt_daemon(test, 0, 0, 0);
+	struct vduse_dev_request req;
+	struct vduse_msg_stats st;
+	struct kt_call *call;
+
+	vduse_dev_msg_stats(d->dev, &st);
+	KUNIT_EXPECT_EQ(test, st.sent, 0);
+	KUNIT_EXPECT_EQ(test, st.failed, 0);
+	KUNIT_EXPECT_EQ(test, st.timeouts, 0);
+
+	call = kt_ask(test, d, kt_send_status, 1, VDUSE_SET_STATUS, &req);
+	KUNIT_EXPECT_EQ(test, kt_reply(test, d, call, &req,
+				       VDUSE_REQ_RESULT_OK, NULL), 0);
+	call = kt_ask(test, d, kt_send_status, 2, VDUSE_SET_STATUS, &req);
+	KUNIT_EXPECT_EQ(test, kt_reply(test, d, call, &req,
+				       VDUSE_REQ_RESULT_FAILED, NULL), -EIO);
+	/* Any result other than OK is a failure. */
+	call = kt_ask(test, d, kt_send_status, 3, VDUSE_SET_STATUS, &req);
+	KUNIT_EXPECT_EQ(test, kt_reply(test, d, call, &req, 7, NULL), -EIO);
+	/* A reply to no request counts nothing. */
+	KUNIT_EXPECT_EQ(test, kt_answer(d, req.request_id,
+					VDUSE_REQ_RESULT_FAILED, NULL),
+			-ENOENT);
+	vduse_dev_msg_stats(d->dev, &st);
+	KUNIT_EXPECT_EQ(test, st.sent, 3);
+	KUNIT_EXPECT_EQ(test, st.failed, 2);
+	KUNIT_EXPECT_EQ(test, st.timeouts, 0);
+
+	/* A timeout breaks the device: later requests are never sent. */
+	d->dev->msg_timeout = 1;
+	call = kt_start(test, d->vdpa, kt_send_status, 4);
+	KUNIT_EXPECT_EQ(test, kt_finish(test, call), -EIO);
+	call = kt_start(test, d->vdpa, kt_send_status, 5);
+	KUNIT_EXPECT_EQ(test, kt_finish(test, call), -EIO);
+	vduse_dev_msg_stats(d->dev, &st);
+	KUNIT_EXPECT_EQ(test, st.sent, 4);
+	KUNIT_EXPECT_EQ(test, st.failed, 2);
+	KUNIT_EXPECT_EQ(test, st.timeouts, 1);
+}
+
+static irqreturn_t kt_irq_cb(void *data)
+{
+	atomic_inc(data);
+	return IRQ_HANDLED;
+}
+
+/*
+ * Kicks and interrupts are counted per queue, interrupts by the path
+ * they took, and only when they go on to the daemon or the driver.
+ */
+static void vduse_msg_test_vq_counters(struct kunit *test)
+{
+	struct kt_daemon *d = kt_daemon(test, 0, 0, 0);
+	struct vduse_dev *dev = d->dev;
+	struct vduse_virtqueue *vq0 = dev->vqs[0];
+	struct vdpa_callback cb = { .callback = kt_irq_cb };
+	struct vduse_vq_stats st0 = {}, st1 = {}, sum;
+	u32 __user *index;
+	atomic_t *calls;
+
+	calls = kunit_kzalloc(test, sizeof(*calls), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, calls);
+	cb.private = calls;
+	KUNIT_ASSERT_NOT_NULL(test, vduse_irq_wq);
+	KUNIT_ASSERT_EQ(test, 0, kunit_attach_mm());
+	index = (u32 __user *)kt_user_mem(test, PAGE_SIZE);
+	KUNIT_ASSERT_EQ(test, put_user(0, index), 0);
+
+	/* A queue that is not ready, or suspended, passes no kick on. */
+	vduse_vdpa_kick_vq(d->vdpa, 0);
+	vduse_vdpa_set_vq_ready(d->vdpa, 0, true);
+	vduse_vdpa_set_vq_ready(d->vdpa, 1, true);
+	vduse_vdpa_kick_vq(d->vdpa, 0);
+	vduse_vdpa_kick_vq(d->vdpa, 1);
+	vduse_vdpa_kick_vq(d->vdpa, 1);
+	dev->suspended = true;
+	vduse_vdpa_kick_vq(d->vdpa, 1);
+	dev->suspended = false;
+	/* No eventfd: kept for later, and counted. */
+	KUNIT_EXPECT_TRUE(test, vq0->kicked);
+
+	/* Before DRIVER_OK, and with no callback, nothing is injected. */
+	KUNIT_EXPECT_EQ(test, vduse_vq_inject_irq(dev, index), -EINVAL);
+	KUNIT_EXPECT_EQ(test, vduse_dev_ioctl_inject_config_irq(dev), -EINVAL);
+	dev->status = VIRTIO_CONFIG_S_DRIVER_OK;
+	KUNIT_EXPECT_EQ(test, vduse_vq_inject_irq(dev, index), 0);
+	vduse_vdpa_set_vq_cb(d->vdpa, 0, &cb);
+	/* Every CPU may take it: the callback runs in the ioctl. */
+	KUNIT_EXPECT_EQ(test, vduse_vq_inject_irq(dev, index), 0);
+	KUNIT_EXPECT_EQ(test, atomic_read(calls), 1);
+	/* No CPU may: the unbound workqueue runs it. */
+	cpumask_clear(vq0->irq_affinity);
+	KUNIT_EXPECT_EQ(test, vduse_vq_inject_irq(dev, index), 0);
+	flush_work(&vq0->inject_work);
+	KUNIT_EXPECT_EQ(test, atomic_read(calls), 2);
+	dev->suspended = true;
+	KUNIT_EXPECT_EQ(test, vduse_vq_inject_irq(dev, index), 0);
+	dev->suspended = false;
+	KUNIT_EXPECT_EQ(test, atomic_read(calls), 2);
+	KUNIT_EXPECT_EQ(test, vduse_dev_ioctl_inject_config_irq(dev), 0);
+	flush_work(&dev->inject_work);
+
+	vduse_vq_add_stats(vq0, &st0);
+	vduse_vq_add_stats(dev->vqs[1], &st1);
+	vduse_dev_vq_stats(dev, &sum);
+	KUNIT_EXPECT_EQ(test, st0.kicks, 1);
+	KUNIT_EXPECT_EQ(test, st1.kicks, 2);
+	KUNIT_EXPECT_EQ(test, sum.kicks, 3);
+	KUNIT_EXPECT_EQ(test, st0.irqs[VDUSE_IRQ_INLINE], 1);
+	KUNIT_EXPECT_EQ(test, st0.irqs[VDUSE_IRQ_DEFERRED], 1);
+	KUNIT_EXPECT_EQ(test, st0.irqs[VDUSE_IRQ_IRQFD], 0);
+	KUNIT_EXPECT_EQ(test, st1.irqs[VDUSE_IRQ_INLINE], 0);
+	KUNIT_EXPECT_EQ(test, sum.irqs[VDUSE_IRQ_INLINE], 1);
+	KUNIT_EXPECT_EQ(test, sum.irqs[VDUSE_IRQ_DEFERRED], 1);
+	KUNIT_EXPECT_EQ(test, atomic64_read(&dev->config_irqs), 1);
+}
+
 static struct kunit_case vduse_msg_cases[] = {
 	KUNIT_CASE(vduse_msg_test_status),
 	KUNIT_CASE(vduse_msg_test_ids),
@@ -2069,6 +2190,8 @@ static struct kunit_case vduse_msg_cases[] = {
 	KUNIT_CASE(vduse_msg_test_group_asid),
 	KUNIT_CASE(vduse_msg_test_features),
 	KUNIT_CASE(vduse_msg_test_reset),
+	KUNIT_CASE(vduse_msg_test_counters),
+	KUNIT_CASE(vduse_msg_test_vq_counters),
 	{}
 };
 

@@ -136,6 +136,14 @@ static inline void vm_flags_set(struct vm_area_struct *vma,
 #endif
 
 /*
+ * 6.17 (6.12.y as a backport): system_dfl_wq names the unbound system
+ * workqueue; 7.x warns about work queued on the old name.
+ */
+#ifndef VDUSE_HAVE_system_dfl_wq
+#define system_dfl_wq		system_unbound_wq
+#endif
+
+/*
  * 6.7: anonymous files with an inode of their own.  Without one a domain
  * file shares the anonymous inode, its mappings cannot be zapped alone,
  * and the driver keeps idle bounce pages (it falls back on -EOPNOTSUPP).

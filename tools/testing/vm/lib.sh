@@ -414,13 +414,26 @@ build_root() {
 }
 
 # Build vduse.ko for kernel VER inside its build root; result in build/VER/.
+# module_sync FROM TO: make the module's sources (top-level Makefile,
+# Kconfig, *.c, *.h and include/) exist with the same content under TO,
+# touching only those that differ.
+module_sync() {
+	local from=$1 to=$2 f
+	(cd "$from" && find Makefile Kconfig ./*.c ./*.h include -type f) |
+		while IFS= read -r f; do
+			cmp -s "$from/$f" "$to/$f" && continue
+			mkdir -p "$(dirname "$to/$f")" && cp "$from/$f" "$to/$f"
+		done
+}
+
 module_build() {
 	local ver=$1 src=/var/tmp/vduse-build/$1 out=$BUILD/$1 broot extra=
 	broot=$(build_root "$ver")
 	mkdir -p "$broot$src" "$out"
-	# cp -p keeps timestamps, so kbuild only rebuilds what changed.
-	cp -pu "$REPO"/Makefile "$REPO"/Kconfig "$REPO"/*.c "$REPO"/*.h "$broot$src/" 2>/dev/null
-	cp -rpu "$REPO/include" "$broot$src/"
+	# Copy what differs, with a new mtime, so that kbuild rebuilds it
+	# and only it; by content, since checkouts in other directories
+	# (fresh clones) build in the same place with other timestamps.
+	module_sync "$REPO" "$broot$src"
 	# A kernel without a vDPA stack: link against the one built for it.
 	if [ -f "$VDUSE_CACHE/kernels/$ver/vdpa/.done" ]; then
 		cp "$VDUSE_CACHE/kernels/$ver/vdpa/Module.symvers" "$broot$src/vdpa.symvers"
