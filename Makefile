@@ -51,4 +51,20 @@ demo:
 
 .PHONY: all modules clean check vm-shell demo
 
+# Our module against the stock one, in one guest boot per kernel; report in
+# build/bench/.  BENCH_KERNELS, BENCH_ROUNDS, BENCH_RUNTIME, BENCH_DEVICES:
+# see Documentation/benchmarks.rst.
+bench:
+	@tools/bench/run
+
+.PHONY: bench
+
+# The long runs of issue 7: the fuzzer for SOAK_SECONDS (default 3600) and
+# every suite in SOAK_SUITES (default "fuzz faults") with SOAK=1, on 7.3
+# with our module (tools/testing/soak); ends with "N passed, M failed".
+soak:
+	tools/testing/soak
+
+.PHONY: soak
+
 endif
