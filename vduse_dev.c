@@ -2086,75 +2086,29 @@ static void vduse_dev_msg_stats(struct vduse_dev *dev,
 	spin_unlock(&dev->msg_lock);
 }
 
-static ssize_t msgs_sent_show(struct device *device,
-			      struct device_attribute *attr, char *buf)
-{
-	struct vduse_msg_stats stats;
+/* A stats/ attribute showing one field of a counter snapshot. */
+#define VDUSE_STAT_ATTR(_name, _type, _get, _field)			\
+static ssize_t _name##_show(struct device *device,			\
+			    struct device_attribute *attr, char *buf)	\
+{									\
+	struct _type stats;						\
+									\
+	_get(dev_get_drvdata(device), &stats);				\
+	return sysfs_emit(buf, "%llu\n", stats._field);		\
+}									\
+static DEVICE_ATTR_RO(_name)
 
-	vduse_dev_msg_stats(dev_get_drvdata(device), &stats);
-	return sysfs_emit(buf, "%llu\n", stats.sent);
-}
-static DEVICE_ATTR_RO(msgs_sent);
-
-static ssize_t msgs_failed_show(struct device *device,
-				struct device_attribute *attr, char *buf)
-{
-	struct vduse_msg_stats stats;
-
-	vduse_dev_msg_stats(dev_get_drvdata(device), &stats);
-	return sysfs_emit(buf, "%llu\n", stats.failed);
-}
-static DEVICE_ATTR_RO(msgs_failed);
-
-static ssize_t msgs_timed_out_show(struct device *device,
-				   struct device_attribute *attr, char *buf)
-{
-	struct vduse_msg_stats stats;
-
-	vduse_dev_msg_stats(dev_get_drvdata(device), &stats);
-	return sysfs_emit(buf, "%llu\n", stats.timeouts);
-}
-static DEVICE_ATTR_RO(msgs_timed_out);
-
-static ssize_t kicks_show(struct device *device,
-			  struct device_attribute *attr, char *buf)
-{
-	struct vduse_vq_stats stats;
-
-	vduse_dev_vq_stats(dev_get_drvdata(device), &stats);
-	return sysfs_emit(buf, "%llu\n", stats.kicks);
-}
-static DEVICE_ATTR_RO(kicks);
-
-static ssize_t irqs_inline_show(struct device *device,
-				struct device_attribute *attr, char *buf)
-{
-	struct vduse_vq_stats stats;
-
-	vduse_dev_vq_stats(dev_get_drvdata(device), &stats);
-	return sysfs_emit(buf, "%llu\n", stats.irqs[VDUSE_IRQ_INLINE]);
-}
-static DEVICE_ATTR_RO(irqs_inline);
-
-static ssize_t irqs_deferred_show(struct device *device,
-				  struct device_attribute *attr, char *buf)
-{
-	struct vduse_vq_stats stats;
-
-	vduse_dev_vq_stats(dev_get_drvdata(device), &stats);
-	return sysfs_emit(buf, "%llu\n", stats.irqs[VDUSE_IRQ_DEFERRED]);
-}
-static DEVICE_ATTR_RO(irqs_deferred);
-
-static ssize_t irqs_irqfd_show(struct device *device,
-			       struct device_attribute *attr, char *buf)
-{
-	struct vduse_vq_stats stats;
-
-	vduse_dev_vq_stats(dev_get_drvdata(device), &stats);
-	return sysfs_emit(buf, "%llu\n", stats.irqs[VDUSE_IRQ_IRQFD]);
-}
-static DEVICE_ATTR_RO(irqs_irqfd);
+VDUSE_STAT_ATTR(msgs_sent, vduse_msg_stats, vduse_dev_msg_stats, sent);
+VDUSE_STAT_ATTR(msgs_failed, vduse_msg_stats, vduse_dev_msg_stats, failed);
+VDUSE_STAT_ATTR(msgs_timed_out, vduse_msg_stats, vduse_dev_msg_stats,
+		timeouts);
+VDUSE_STAT_ATTR(kicks, vduse_vq_stats, vduse_dev_vq_stats, kicks);
+VDUSE_STAT_ATTR(irqs_inline, vduse_vq_stats, vduse_dev_vq_stats,
+		irqs[VDUSE_IRQ_INLINE]);
+VDUSE_STAT_ATTR(irqs_deferred, vduse_vq_stats, vduse_dev_vq_stats,
+		irqs[VDUSE_IRQ_DEFERRED]);
+VDUSE_STAT_ATTR(irqs_irqfd, vduse_vq_stats, vduse_dev_vq_stats,
+		irqs[VDUSE_IRQ_IRQFD]);
 
 static ssize_t config_irqs_show(struct device *device,
 				struct device_attribute *attr, char *buf)
