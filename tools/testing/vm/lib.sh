@@ -427,12 +427,15 @@ module_sync() {
 }
 
 module_build() {
-	local ver=$1 src=/var/tmp/vduse-build/$1 out=$BUILD/$1 broot extra=
+	local ver=$1 src out=$BUILD/$1 broot extra=
+	# One build directory per checkout: two checkouts building at the
+	# same time must not mix their sources.
+	src=/var/tmp/vduse-build/$(printf %s "$REPO" | md5sum | cut -c1-8)/$1
 	broot=$(build_root "$ver")
 	mkdir -p "$broot$src" "$out"
 	# Copy what differs, with a new mtime, so that kbuild rebuilds it
-	# and only it; by content, since checkouts in other directories
-	# (fresh clones) build in the same place with other timestamps.
+	# and only it; by content, since a checkout's files can carry any
+	# timestamps (a fresh clone's are all new).
 	module_sync "$REPO" "$broot$src"
 	# A kernel without a vDPA stack: link against the one built for it.
 	if [ -f "$VDUSE_CACHE/kernels/$ver/vdpa/.done" ]; then
