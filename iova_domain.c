@@ -929,6 +929,96 @@ void vduse_domain_free_coherent(struct vduse_iova_domain *domain,
 	free_iova_fast(&domain->coherent_iovad, dma_addr >> PAGE_SHIFT, npages);
 }
 
+/**
+ * vduse_domain_coherent_va() - kernel address of coherent memory
+ * @domain: the domain
+ * @iova: first IOVA
+ * @size: length in bytes
+ *
+ * For the kernel's own look at a ring it allocated through
+ * vduse_domain_alloc_coherent(): the range must lie inside one allocation.
+ * The address stays valid until the driver frees that allocation.
+ *
+ * Return: the kernel address of @iova, or NULL.
+ */
+void *vduse_domain_coherent_va(struct vduse_iova_domain *domain, u64 iova,
+			       size_t size)
+{
+	struct vhost_iotlb_map *map;
+	unsigned long flags;
+	void *va = NULL;
+
+	if (!size || iova + size - 1 < iova)
+		return NULL;
+	spin_lock_irqsave(&domain->iotlb_lock, flags);
+	map = vhost_iotlb_itree_first(domain->iotlb, iova, iova);
+	for (; map; map = vhost_iotlb_itree_next(map, iova, iova)) {
+		struct vduse_domain_map_file *mf = map->opaque;
+
+		/* Not the bounce area's entry: its pages are not at addr. */
+		if (mf && !mf->file && map->start >= domain->bounce_size &&
+		    iova + size - 1 <= map->last) {
+			va = phys_to_virt(map->addr + (iova - map->start));
+			break;
+		}
+	}
+	spin_unlock_irqrestore(&domain->iotlb_lock, flags);
+	return va;
+}
+
+/**
+ * vduse_domain_rw() - read or write what the device sees at an IOVA
+ * @domain: the domain
+ * @iova: first IOVA
+ * @buf: kernel buffer
+ * @len: length in bytes
+ * @write: copy @buf to the device's view instead of from it
+ *
+ * The kernel acting as the device (failing the requests of a daemon that
+ * is gone): streaming mappings are reached through their bounce pages,
+ * which the driver's unmap copies back, coherent memory directly.  Safe
+ * in atomic context.
+ *
+ * Return: 0, or -EFAULT if part of the range has no kernel backing.
+ */
+int vduse_domain_rw(struct vduse_iova_domain *domain, u64 iova, void *buf,
+		    size_t len, bool write)
+{
+	while (len) {
+		size_t n = min_t(size_t, len, PAGE_SIZE - offset_in_page(iova));
+		struct page *page = NULL;
+		void *va;
+
+		if (vduse_domain_in_bounce(domain, iova, n)) {
+			read_lock(&domain->bounce_lock);
+			page = vduse_domain_bounce_page(domain, iova);
+			if (page) {
+				va = kmap_local_page(page);
+				if (write)
+					memcpy(va + offset_in_page(iova), buf, n);
+				else
+					memcpy(buf, va + offset_in_page(iova), n);
+				kunmap_local(va);
+			}
+			read_unlock(&domain->bounce_lock);
+			if (!page)
+				return -EFAULT;
+		} else {
+			va = vduse_domain_coherent_va(domain, iova, n);
+			if (!va)
+				return -EFAULT;
+			if (write)
+				memcpy(va, buf, n);
+			else
+				memcpy(buf, va, n);
+		}
+		iova += n;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* User memory as bounce area (umem)                                  */
 /* ------------------------------------------------------------------ */

@@ -78,6 +78,11 @@ void *vduse_domain_alloc_coherent(struct vduse_iova_domain *domain,
 void vduse_domain_free_coherent(struct vduse_iova_domain *domain,
 				size_t size, void *vaddr, dma_addr_t dma_addr);
 
+void *vduse_domain_coherent_va(struct vduse_iova_domain *domain, u64 iova,
+			       size_t size);
+int vduse_domain_rw(struct vduse_iova_domain *domain, u64 iova, void *buf,
+		    size_t len, bool write);
+
 int vduse_domain_set_map(struct vduse_iova_domain *domain,
 			 struct vhost_iotlb *iotlb);
 void vduse_domain_clear_map(struct vduse_iova_domain *domain);

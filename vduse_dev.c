@@ -53,6 +53,7 @@
 #include <linux/nospec.h>
 #include <linux/poll.h>
 #include <linux/sched.h>
+#include <linux/skbuff.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/uio.h>
@@ -141,6 +142,43 @@ static struct workqueue_struct *vduse_irq_bound_wq;
 struct vduse_dev;
 
 /**
+ * struct vduse_vq_track - the requests a virtqueue has in flight
+ * @desc: descriptor table, in the domain's coherent memory
+ * @avail: driver area
+ * @used: device area
+ * @inflight: per head, times made available minus times used: in flight
+ *	when positive
+ * @num: ring size, a power of two
+ * @avail_idx: avail->idx when last looked at
+ * @used_idx: used->idx when last looked at
+ *
+ * A daemon that dies leaves the driver's requests in its rings, and
+ * virtio_blk waits for them forever: no timeout, and removing the disk
+ * waits too.  So for a block device on a split ring in kernel memory (a
+ * virtio_vdpa driver), the module follows which heads are in flight: the
+ * driver reclaims buffers only in its virtqueue callback, which only the
+ * module runs, so looking at both rings just before each callback sees
+ * every head go in and come out.  It looks just before and just after
+ * each callback; counting, not ordering, keeps a head that the callback
+ * reaped and the driver made available again right away in flight.  More
+ * than @num new entries on a ring since the last look means the driver
+ * reaps on its own (polling), and following stops.
+ * When the daemon stays away (vduse_dev_dead_work()), the module completes
+ * what is left with VIRTIO_BLK_S_IOERR.
+ *
+ * Protected by vduse_virtqueue.irq_lock.  @inflight NULL: not followed.
+ */
+struct vduse_vq_track {
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+	s8 *inflight;
+	u16 num;
+	u16 avail_idx;
+	u16 used_idx;
+};
+
+/**
  * struct vduse_virtqueue - one virtqueue of a VDUSE device
  * @index: virtqueue index
  * @dev: owning device
@@ -163,6 +201,7 @@ struct vduse_dev;
  * @irq_effective_cpu: CPU that ran the last injection
  * @irqs: interrupts passed on to the driver, by enum vduse_irq_path
  * @inject_work: runs @cb
+ * @track: requests in flight, followed for a block device's split ring
  * @kobj: the "vqN" sysfs directory; its release frees the virtqueue
  *
  * The fields from @num_max to @ready are protected by vduse_dev.lock.
@@ -192,6 +231,7 @@ struct vduse_virtqueue {
 	int irq_effective_cpu;
 	u64 irqs[VDUSE_IRQ_PATHS];
 	struct work_struct inject_work;
+	struct vduse_vq_track track;
 
 	struct kobject kobj;
 };
@@ -251,7 +291,8 @@ struct vduse_msg_stats {
  * @vqs: the virtqueues
  * @groups: the virtqueue groups
  * @vdev: attached vDPA device or NULL; vduse_lock
- * @connected: the device node is open; vduse_lock
+ * @connected: the device node is open; vduse_lock, and msg_lock as well
+ *	when set (vduse_dev_dead_work() reads it under msg_lock)
  * @lock: see the locking rules above
  * @status: virtio status accepted by the daemon
  * @driver_features: features written by the driver
@@ -270,6 +311,10 @@ struct vduse_msg_stats {
  * @waitq: readers and pollers of the device node
  * @msg_unique: next request id
  * @broken: a request timed out; the device stays unusable
+ * @dead: the daemon stayed away longer than @msg_timeout; requests in
+ *	flight were failed and new ones fail at once
+ * @dead_work: declares the device dead @msg_timeout after the daemon
+ *	closed it, unless it comes back (vduse_dev_dead_work())
  * @msg_stats: message counters (stats/)
  * @msg_timeout: seconds to wait for a reply, 0 = forever
  * @domain_lock: protects @domains contents, @bounce_size and umem
@@ -316,6 +361,8 @@ struct vduse_dev {
 	wait_queue_head_t waitq;
 	u32 msg_unique;
 	bool broken;
+	bool dead;
+	struct delayed_work dead_work;
 	struct vduse_msg_stats msg_stats;
 	unsigned int msg_timeout;
 
@@ -622,6 +669,11 @@ static void vduse_vq_kick(struct vduse_virtqueue *vq)
 	spin_lock_irqsave(&vq->kick_lock, flags);
 	if (!READ_ONCE(vq->ready) || READ_ONCE(vq->dev->suspended))
 		goto unlock;
+	if (unlikely(READ_ONCE(vq->dev->dead))) {
+		/* Nobody serves the ring: fail the new requests. */
+		queue_work(vduse_irq_wq, &vq->inject_work);
+		goto unlock;
+	}
 	if (!vq->kickfd) {
 		vq->kicked = true;
 		path = VDUSE_KICK_PENDING;
@@ -650,6 +702,213 @@ static void vduse_vq_kick_work(struct work_struct *work)
 	spin_unlock_irqrestore(&vq->kick_lock, flags);
 }
 
+/* The domain holding a virtqueue's rings, or NULL before the first attach. */
+static struct vduse_iova_domain *vduse_vq_domain(struct vduse_virtqueue *vq)
+{
+	struct vduse_dev *dev = vq->dev;
+	u32 asid;
+
+	if (!dev->domains)
+		return NULL;
+	asid = READ_ONCE(dev->groups[array_index_nospec(vq->group,
+							dev->ngroups)].asid);
+	return dev->domains[array_index_nospec(asid, dev->nas)];
+}
+
+/* Stop following a virtqueue's requests.  irq_lock held. */
+static void vduse_vq_track_stop(struct vduse_virtqueue *vq)
+{
+	kfree(vq->track.inflight);
+	memset(&vq->track, 0, sizeof(vq->track));
+}
+
+/*
+ * Follow the requests of a block device's split ring in kernel memory
+ * from now on (see struct vduse_vq_track).  dev->lock held.
+ */
+static void vduse_vq_track_start(struct vduse_virtqueue *vq)
+{
+	struct vduse_dev *dev = vq->dev;
+	struct vduse_iova_domain *domain;
+	struct vduse_vq_track t = {};
+	u32 num = vq->num;
+
+	if (dev->device_id != VIRTIO_ID_BLOCK ||
+	    vduse_dev_has_feature(dev, VIRTIO_F_RING_PACKED) ||
+	    !is_power_of_2(num) || num > U16_MAX)
+		return;
+	domain = vduse_vq_domain(vq);
+	if (!domain)
+		return;
+	t.desc = vduse_domain_coherent_va(domain, vq->desc_addr,
+					  array_size(num, sizeof(*t.desc)));
+	t.avail = vduse_domain_coherent_va(domain, vq->driver_addr,
+					   struct_size(t.avail, ring, num));
+	t.used = vduse_domain_coherent_va(domain, vq->device_addr,
+					  struct_size(t.used, ring, num));
+	if (!t.desc || !t.avail || !t.used)
+		return;
+	t.inflight = kzalloc(num, GFP_KERNEL);
+	if (!t.inflight)
+		return;
+	t.num = num;
+
+	spin_lock_irq(&vq->irq_lock);
+	vduse_vq_track_stop(vq);
+	t.avail_idx = __virtio16_to_cpu(true, READ_ONCE(t.avail->idx));
+	t.used_idx = __virtio16_to_cpu(true, READ_ONCE(t.used->idx));
+	vq->track = t;
+	spin_unlock_irq(&vq->irq_lock);
+}
+
+/*
+ * Count what the driver made available and the daemon used since the last
+ * look.  irq_lock held.
+ */
+static void vduse_vq_track_update(struct vduse_virtqueue *vq)
+{
+	struct vduse_vq_track *t = &vq->track;
+	u16 mask = t->num - 1, idx;
+	u32 id;
+
+	if (!t->inflight)
+		return;
+	idx = __virtio16_to_cpu(true, READ_ONCE(t->avail->idx));
+	smp_rmb();	/* the entries after the index */
+	if ((u16)(idx - t->avail_idx) > t->num)
+		goto lost;
+	for (; t->avail_idx != idx; t->avail_idx++) {
+		id = __virtio16_to_cpu(true,
+				       READ_ONCE(t->avail->ring[t->avail_idx & mask]));
+		/* Bounded: a daemon may write any id to the used ring. */
+		if (id < t->num && t->inflight[id] < 8)
+			t->inflight[id]++;
+	}
+	idx = __virtio16_to_cpu(true, READ_ONCE(t->used->idx));
+	smp_rmb();	/* the entries after the index */
+	if ((u16)(idx - t->used_idx) > t->num)
+		goto lost;
+	for (; t->used_idx != idx; t->used_idx++) {
+		id = __virtio32_to_cpu(true,
+				       READ_ONCE(t->used->ring[t->used_idx & mask].id));
+		if (id < t->num && t->inflight[id] > -8)
+			t->inflight[id]--;
+	}
+	return;
+lost:
+	dev_warn_ratelimited(vq->dev->dev,
+			     "vq %u: the driver reaps requests on its own; they are no longer followed\n",
+			     vq->index);
+	vduse_vq_track_stop(vq);
+}
+
+/*
+ * The descriptor of @head's chain that takes virtio-blk's status byte:
+ * the last one, device-writable.  A chain the driver did not build (the
+ * memory is shared with the daemon) gives -EINVAL.
+ */
+static int vduse_vq_status_desc(struct vduse_iova_domain *domain,
+				struct vduse_vq_track *t, u16 head,
+				struct vring_desc *last)
+{
+	u16 flags = 0, next = head;
+	unsigned int i, n = t->num;
+	bool indirect = false;
+	u64 table = 0;
+
+	for (i = 0; i < n; i++) {
+		if (indirect) {
+			if (vduse_domain_rw(domain, table + next * sizeof(*last),
+					    last, sizeof(*last), false))
+				return -EINVAL;
+		} else {
+			*last = t->desc[next];
+		}
+		flags = __virtio16_to_cpu(true, last->flags);
+		if (flags & VRING_DESC_F_INDIRECT) {
+			u32 len = __virtio32_to_cpu(true, last->len);
+
+			/* At most as many as vhost takes (no loop of 2^28). */
+			if (indirect || len % sizeof(*last) || !len ||
+			    len / sizeof(*last) > U16_MAX + 1)
+				return -EINVAL;
+			indirect = true;
+			table = __virtio64_to_cpu(true, last->addr);
+			n = len / sizeof(*last);
+			next = 0;
+			i = -1U;	/* the table's own walk starts */
+			continue;
+		}
+		if (!(flags & VRING_DESC_F_NEXT))
+			break;
+		next = __virtio16_to_cpu(true, last->next);
+		if (next >= n)
+			return -EINVAL;
+	}
+	if (i >= n || !(flags & VRING_DESC_F_WRITE) ||
+	    !__virtio32_to_cpu(true, last->len))
+		return -EINVAL;
+	return 0;
+}
+
+/*
+ * The daemon is gone: complete every request still in flight with
+ * VIRTIO_BLK_S_IOERR, as the device would have.  irq_lock held.
+ */
+static unsigned int vduse_vq_fail_inflight(struct vduse_virtqueue *vq)
+{
+	struct vduse_iova_domain *domain = vduse_vq_domain(vq);
+	struct vduse_vq_track *t = &vq->track;
+	u8 status = VIRTIO_BLK_S_IOERR;
+	struct vring_used_elem *elem;
+	unsigned int failed = 0;
+	struct vring_desc last;
+	u16 head;
+
+	if (!t->inflight || !domain)
+		return 0;
+	for (head = 0; head < t->num; head++) {
+		if (t->inflight[head] <= 0)
+			continue;
+		if (vduse_vq_status_desc(domain, t, head, &last) ||
+		    vduse_domain_rw(domain,
+				    __virtio64_to_cpu(true, last.addr) +
+				    __virtio32_to_cpu(true, last.len) - 1,
+				    &status, 1, true))
+			continue;
+		elem = &t->used->ring[t->used_idx++ & (t->num - 1)];
+		WRITE_ONCE(elem->id, __cpu_to_virtio32(true, head));
+		WRITE_ONCE(elem->len, __cpu_to_virtio32(true, 1));
+		t->inflight[head] = 0;
+		failed++;
+	}
+	if (failed) {
+		smp_wmb();	/* the entries before the index */
+		WRITE_ONCE(t->used->idx, __cpu_to_virtio16(true, t->used_idx));
+	}
+	return failed;
+}
+
+/*
+ * Run the driver's virtqueue callback as an interrupt would; on a dead
+ * device, fail what is in flight first.  irq_lock held.
+ */
+static void vduse_vq_run_cb(struct vduse_virtqueue *vq)
+{
+	unsigned int failed;
+
+	vduse_vq_track_update(vq);
+	if (unlikely(READ_ONCE(vq->dev->dead))) {
+		failed = vduse_vq_fail_inflight(vq);
+		if (failed)
+			dev_warn_ratelimited(vq->dev->dev,
+					     "vq %u: failed %u requests of a daemon that is gone\n",
+					     vq->index, failed);
+	}
+	vq->cb.callback(vq->cb.private);
+	vduse_vq_track_update(vq);
+}
+
 /* Run the driver's virtqueue callback as an interrupt would. */
 static void vduse_vq_inject_work(struct work_struct *work)
 {
@@ -659,7 +918,7 @@ static void vduse_vq_inject_work(struct work_struct *work)
 	spin_lock_irq(&vq->irq_lock);
 	if (READ_ONCE(vq->ready) && !READ_ONCE(vq->dev->suspended) &&
 	    vq->cb.callback)
-		vq->cb.callback(vq->cb.private);
+		vduse_vq_run_cb(vq);
 	spin_unlock_irq(&vq->irq_lock);
 }
 
@@ -696,6 +955,7 @@ static void vduse_vq_reset(struct vduse_virtqueue *vq)
 
 	spin_lock_irq(&vq->irq_lock);
 	memset(&vq->cb, 0, sizeof(vq->cb));
+	vduse_vq_track_stop(vq);
 	spin_unlock_irq(&vq->irq_lock);
 }
 
@@ -824,6 +1084,13 @@ static void vduse_vdpa_set_vq_ready(struct vdpa_device *vdpa, u16 idx,
 		return;
 	mutex_lock(&dev->lock);
 	WRITE_ONCE(vq->ready, ready);
+	if (ready) {
+		vduse_vq_track_start(vq);
+	} else {
+		spin_lock_irq(&vq->irq_lock);
+		vduse_vq_track_stop(vq);
+		spin_unlock_irq(&vq->irq_lock);
+	}
 	mutex_unlock(&dev->lock);
 
 	/*
@@ -962,6 +1229,26 @@ static size_t vduse_vdpa_get_config_size(struct vdpa_device *vdpa)
 	return vdpa_to_vduse(vdpa)->config_size;
 }
 
+/*
+ * virtio-net's status field announces a link change with
+ * VIRTIO_NET_S_ANNOUNCE, which the driver must acknowledge on the control
+ * queue; VDUSE never offers one (VIRTIO_NET_F_CTRL_VQ is refused at
+ * creation), so the bit can only come from a confused or hostile daemon,
+ * and virtio_net would then send a command without a queue to send it on.
+ * Clear it on the way to the driver.
+ */
+static void vduse_net_filter_status(struct vduse_dev *dev, unsigned int offset,
+				    u8 *buf, unsigned int len)
+{
+	/* The low byte of the little-endian status field holds the bit. */
+	unsigned int pos = offsetof(struct virtio_net_config, status);
+
+	if (dev->device_id != VIRTIO_ID_NET || pos < offset ||
+	    pos - offset >= len)
+		return;
+	buf[pos - offset] &= ~VIRTIO_NET_S_ANNOUNCE;
+}
+
 static void vduse_vdpa_get_config(struct vdpa_device *vdpa,
 				  unsigned int offset, void *buf,
 				  unsigned int len)
@@ -977,6 +1264,7 @@ static void vduse_vdpa_get_config(struct vdpa_device *vdpa,
 	spin_unlock(&dev->config_lock);
 	/* Bytes beyond the configuration space read as zero. */
 	memset(buf + n, 0, len - n);
+	vduse_net_filter_status(dev, offset, buf, n);
 }
 
 static void vduse_vdpa_set_config(struct vdpa_device *vdpa,
@@ -1115,6 +1403,8 @@ static void vduse_vdpa_free(struct vdpa_device *vdpa)
 
 	mutex_lock(&vduse_lock);
 	dev->vdev = NULL;
+	/* No driver left to fail requests for. */
+	cancel_delayed_work(&dev->dead_work);
 	mutex_unlock(&vduse_lock);
 }
 
@@ -1292,6 +1582,34 @@ static const struct virtio_map_ops vduse_map_ops = {
  * ioctls.  Closing it keeps the device and its vDPA attachment.
  */
 
+/*
+ * The daemon closed the device node while the driver was using it and did
+ * not come back within msg_timeout: break the device and fail the requests
+ * it left in flight (block devices; see struct vduse_vq_track).  New
+ * requests fail as they are kicked.  A daemon that comes back later finds
+ * the device broken: only DESTROY_DEV remains.
+ */
+static void vduse_dev_dead_work(struct work_struct *work)
+{
+	struct vduse_dev *dev = container_of(to_delayed_work(work),
+					     struct vduse_dev, dead_work);
+	u32 i;
+
+	spin_lock(&dev->msg_lock);
+	if (READ_ONCE(dev->connected)) {
+		spin_unlock(&dev->msg_lock);
+		return;
+	}
+	WRITE_ONCE(dev->dead, true);
+	vduse_dev_mark_broken_locked(dev);
+	spin_unlock(&dev->msg_lock);
+	dev_warn(dev->dev, "daemon gone for %u s: failing its requests\n",
+		 READ_ONCE(dev->msg_timeout));
+
+	for (i = 0; i < dev->vq_num; i++)
+		queue_work(vduse_irq_wq, &dev->vqs[i]->inject_work);
+}
+
 static int vduse_dev_open(struct inode *inode, struct file *file)
 {
 	struct vduse_dev *dev;
@@ -1303,8 +1621,13 @@ static int vduse_dev_open(struct inode *inode, struct file *file)
 		ret = -ENODEV;
 	else if (dev->connected)
 		ret = -EBUSY;
-	else
-		dev->connected = true;
+	if (!ret) {
+		/* Back in time: nothing is failed (see vduse_dev_dead_work()). */
+		spin_lock(&dev->msg_lock);
+		WRITE_ONCE(dev->connected, true);
+		spin_unlock(&dev->msg_lock);
+		cancel_delayed_work(&dev->dead_work);
+	}
 	mutex_unlock(&vduse_lock);
 	if (ret)
 		return ret;
@@ -1316,6 +1639,7 @@ static int vduse_dev_open(struct inode *inode, struct file *file)
 static int vduse_dev_release(struct inode *inode, struct file *file)
 {
 	struct vduse_dev *dev = file->private_data;
+	unsigned int timeout;
 	u32 i;
 
 	/* Unanswered requests are read again by the next opener. */
@@ -1330,7 +1654,13 @@ static int vduse_dev_release(struct inode *inode, struct file *file)
 	mutex_unlock(&dev->domain_lock);
 
 	mutex_lock(&vduse_lock);
-	dev->connected = false;
+	WRITE_ONCE(dev->connected, false);
+	/* A driver is using the device: wait for the daemon to come back. */
+	timeout = READ_ONCE(dev->msg_timeout);
+	if (dev->vdev && timeout && dev->device_id == VIRTIO_ID_BLOCK &&
+	    vduse_dev_driver_ok(dev))
+		mod_delayed_work(system_dfl_wq, &dev->dead_work,
+				 vduse_msg_timeout_jiffies(timeout));
 	mutex_unlock(&vduse_lock);
 	return 0;
 }
@@ -1729,7 +2059,7 @@ static long vduse_vq_inject_irq(struct vduse_dev *dev, void __user *argp)
 		vq->irq_effective_cpu = cpu;
 		if (READ_ONCE(vq->ready) && vq->cb.callback) {
 			vduse_vq_irq_injected(vq, VDUSE_IRQ_INLINE, cpu);
-			vq->cb.callback(vq->cb.private);
+			vduse_vq_run_cb(vq);
 		}
 		goto unlock;
 	}
@@ -2305,6 +2635,8 @@ static void vduse_vq_release(struct kobject *kobj)
 	struct vduse_virtqueue *vq = container_of(kobj, struct vduse_virtqueue,
 						  kobj);
 
+	/* Normally gone with the last reset; not after a failed creation. */
+	kfree(vq->track.inflight);
 	free_cpumask_var(vq->irq_affinity);
 	kfree(vq);
 }
@@ -2490,6 +2822,7 @@ static struct vduse_dev *vduse_dev_alloc(const struct vduse_dev_config *config,
 	INIT_LIST_HEAD(&dev->recv_list);
 	init_waitqueue_head(&dev->waitq);
 	INIT_WORK(&dev->inject_work, vduse_dev_inject_work);
+	INIT_DELAYED_WORK(&dev->dead_work, vduse_dev_dead_work);
 
 	dev->api_version = api_version;
 	dev->device_id = config->device_id;
@@ -2621,6 +2954,7 @@ static int vduse_dev_destroy(const char *name)
 
 	/* From here on nobody can open or attach it. */
 	xa_erase(&vduse_devs, dev->minor);
+	cancel_delayed_work_sync(&dev->dead_work);
 	vduse_dev_reset(dev);
 
 	vduse_dev_put_vqs(dev);
@@ -2808,14 +3142,34 @@ unlock:
 	return ret;
 }
 
+/*
+ * virtio_net may put MAX_SKB_FRAGS + 2 buffers in one request; without
+ * indirect descriptors a smaller ring cannot hold it and the guest's
+ * virtio core warns and drops the buffer.
+ */
+#define VDUSE_NET_MIN_RING	(MAX_SKB_FRAGS + 2)
+
+/* Every virtqueue set up, with rings the device's driver can use. */
 static bool vduse_dev_vqs_set_up(struct vduse_dev *dev)
 {
+	bool net_small_ok = dev->device_id != VIRTIO_ID_NET ||
+			    dev->device_features &
+			    BIT_ULL(VIRTIO_RING_F_INDIRECT_DESC);
 	bool ok = true;
 	u32 i;
 
 	mutex_lock(&dev->lock);
-	for (i = 0; i < dev->vq_num && ok; i++)
-		ok = dev->vqs[i]->num_max != 0;
+	for (i = 0; i < dev->vq_num && ok; i++) {
+		u16 num_max = dev->vqs[i]->num_max;
+
+		ok = num_max != 0;
+		if (ok && !net_small_ok && num_max < VDUSE_NET_MIN_RING) {
+			dev_warn_ratelimited(dev->dev,
+					     "vq %u: a net queue without indirect descriptors needs at least %u entries\n",
+					     i, VDUSE_NET_MIN_RING);
+			ok = false;
+		}
+	}
 	mutex_unlock(&dev->lock);
 	return ok;
 }

@@ -15,6 +15,8 @@
  *   vduse_msg      the message channel: requests, replies, timeouts,
  *                  and the vdpa ops that talk to the daemon; the counters
  *                  of stats/ and vqN/stats/
+ *   vduse_track    the requests a block device's split ring has in
+ *                  flight, and how they fail when the daemon is gone
  *
  * Where cases differ only in their data, one case walks a table of it
  * (KUNIT_CASE_PARAM, or a loop for checks that need no setup of their
@@ -1126,6 +1128,214 @@ static void vduse_domain_test_reclaim(struct kunit *test)
 	kt_unmap(kd, ia, KT_SLOT, DMA_TO_DEVICE, 0);
 }
 
+/* Where a coherent_va case's IOVA lies. */
+enum kt_va_base {
+	KT_VA_A,	/* the two-page allocation */
+	KT_VA_B,	/* the one-page allocation */
+	KT_VA_BOUNCE,	/* a streaming mapping in the bounce area */
+	KT_VA_USER,	/* an entry installed by set_map */
+	KT_VA_FREE,	/* a coherent page nobody allocated */
+	KT_VA_ZERO,	/* IOVA 0 plus the offset */
+};
+
+static const struct {
+	const char *desc;
+	enum kt_va_base base;
+	u64 offset;
+	size_t size;
+	bool found;
+} kt_va_cases[] = {
+	{ "first byte", KT_VA_A, 0, 1, true },
+	{ "whole allocation", KT_VA_A, 0, 2 * PAGE_SIZE, true },
+	{ "across its inner page boundary", KT_VA_A, PAGE_SIZE - 8, 16, true },
+	{ "last byte", KT_VA_A, 2 * PAGE_SIZE - 1, 1, true },
+	{ "one byte more than the allocation", KT_VA_A, 0, 2 * PAGE_SIZE + 1,
+	  false },
+	{ "crossing its end", KT_VA_A, 2 * PAGE_SIZE - 8, 16, false },
+	{ "the other allocation", KT_VA_B, 8, 8, true },
+	{ "the other allocation, one byte too long", KT_VA_B, 8, PAGE_SIZE - 7,
+	  false },
+	{ "bounce IOVA of a streaming mapping", KT_VA_BOUNCE, 0, 8, false },
+	{ "bounce IOVA, one byte", KT_VA_BOUNCE, 1, 1, false },
+	{ "IOVA of a set_map entry", KT_VA_USER, 0, 8, false },
+	{ "coherent IOVA not allocated", KT_VA_FREE, 0, 8, false },
+	{ "size 0", KT_VA_A, 0, 0, false },
+	{ "range wrapping around", KT_VA_A, 8, SIZE_MAX, false },
+	{ "range wrapping at the top", KT_VA_ZERO, U64_MAX, 2, false },
+};
+
+/*
+ * The kernel's own look at coherent memory: only ranges inside one
+ * coherent allocation have a kernel address.
+ */
+static void vduse_domain_test_coherent_va(struct kunit *test)
+{
+	struct kt_domain *kd = kt_domain_create(test, 64);
+	struct file *file = kt_file(test);
+	struct vdpa_map_file mf = { .file = file };
+	const struct kt_entry user = { 0x100000, 0x100fff, 0, VHOST_MAP_RW,
+				       &mf };
+	u8 *buf = kt_buf(test, 0, 64, 0x42);
+	dma_addr_t iova[KT_VA_ZERO + 1] = {};
+	u8 *va[KT_VA_ZERO + 1] = {};
+	unsigned int i;
+	u64 free_iova;
+
+	va[KT_VA_A] = vduse_domain_alloc_coherent(kd->domain, 2 * PAGE_SIZE,
+						  &iova[KT_VA_A], GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, va[KT_VA_A]);
+	va[KT_VA_B] = vduse_domain_alloc_coherent(kd->domain, PAGE_SIZE,
+						  &iova[KT_VA_B], GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, va[KT_VA_B]);
+	/* The bounce area gets its own IOTLB entry with the first mapping. */
+	iova[KT_VA_BOUNCE] = kt_map(kd, buf, 64, DMA_TO_DEVICE, 0);
+	KUNIT_ASSERT_NE(test, iova[KT_VA_BOUNCE], DMA_MAPPING_ERROR);
+	KUNIT_ASSERT_EQ(test, 0, vduse_domain_set_map(kd->domain,
+						      kt_iotlb(test, &user, 1)));
+	iova[KT_VA_USER] = user.start;
+	for (free_iova = KT_BOUNCE_SIZE; free_iova < KT_IOVA_LIMIT;
+	     free_iova += PAGE_SIZE)
+		if (free_iova - iova[KT_VA_A] >= 2 * PAGE_SIZE &&
+		    free_iova != iova[KT_VA_B])
+			break;
+	KUNIT_ASSERT_LT(test, free_iova, KT_IOVA_LIMIT);
+	iova[KT_VA_FREE] = free_iova;
+
+	for (i = 0; i < ARRAY_SIZE(kt_va_cases); i++) {
+		enum kt_va_base base = kt_va_cases[i].base;
+		void *want = NULL;
+
+		if (kt_va_cases[i].found)
+			want = va[base] + kt_va_cases[i].offset;
+		KUNIT_EXPECT_PTR_EQ_MSG(test,
+					vduse_domain_coherent_va(kd->domain,
+								 iova[base] + kt_va_cases[i].offset,
+								 kt_va_cases[i].size),
+					want, "%s", kt_va_cases[i].desc);
+	}
+
+	/* Freed memory has no kernel address any more. */
+	vduse_domain_free_coherent(kd->domain, PAGE_SIZE, va[KT_VA_B],
+				   iova[KT_VA_B]);
+	KUNIT_EXPECT_NULL(test, vduse_domain_coherent_va(kd->domain,
+							 iova[KT_VA_B], 1));
+	vduse_domain_free_coherent(kd->domain, 2 * PAGE_SIZE, va[KT_VA_A],
+				   iova[KT_VA_A]);
+	kt_unmap(kd, iova[KT_VA_BOUNCE], 64, DMA_TO_DEVICE, 0);
+	vduse_domain_clear_map(kd->domain);
+}
+
+/* @len bytes counting up from @first. */
+static void kt_pattern(u8 *buf, u8 first, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		buf[i] = first + i;
+}
+
+/*
+ * The kernel acting as the device: through the bounce pages of streaming
+ * mappings, which the driver's unmap copies back, and directly in
+ * coherent memory.
+ */
+static void vduse_domain_test_rw(struct kunit *test)
+{
+	struct kt_domain *kd = kt_domain_create(test, 64);
+	struct file *file = kt_file(test);
+	struct vdpa_map_file mf = { .file = file };
+	const struct kt_entry user = { 0x100000, 0x100fff, 0, VHOST_MAP_RW,
+				       &mf };
+	u8 *in = kunit_kmalloc(test, 2 * PAGE_SIZE, GFP_KERNEL);
+	u8 *out = kunit_kmalloc(test, 2 * PAGE_SIZE, GFP_KERNEL);
+	u8 *buf, *cva;
+	dma_addr_t iova, ciova;
+
+	KUNIT_ASSERT_NOT_NULL(test, in);
+	KUNIT_ASSERT_NOT_NULL(test, out);
+	kt_pattern(in, 0x10, 2 * PAGE_SIZE);
+
+	/* A fresh domain: no bounce page exists yet, nothing is allocated. */
+	KUNIT_EXPECT_EQ(test, vduse_domain_rw(kd->domain, PAGE_SIZE, out, 8,
+					      false), -EFAULT);
+	KUNIT_EXPECT_EQ(test, vduse_domain_rw(kd->domain, KT_BOUNCE_SIZE, in,
+					      8, true), -EFAULT);
+
+	/* Written through a DMA_FROM_DEVICE mapping: the unmap delivers. */
+	buf = kt_buf(test, 100, 300, 0x11);
+	iova = kt_map(kd, buf, 300, DMA_FROM_DEVICE, 0);
+	KUNIT_ASSERT_NE(test, iova, DMA_MAPPING_ERROR);
+	KUNIT_EXPECT_EQ(test, vduse_domain_rw(kd->domain, iova, in, 300, true),
+			0);
+	KUNIT_EXPECT_EQ(test, vduse_domain_rw(kd->domain, iova + 10, out, 50,
+					      false), 0);
+	KUNIT_EXPECT_EQ(test, memcmp(out, in + 10, 50), 0);
+	kt_unmap(kd, iova, 300, DMA_FROM_DEVICE, 0);
+	KUNIT_EXPECT_EQ(test, memcmp(buf, in, 300), 0);
+	KUNIT_EXPECT_EQ(test, buf[-1], KT_NEIGHBOUR);
+	KUNIT_EXPECT_EQ(test, buf[300], KT_NEIGHBOUR);
+
+	/* Read of a DMA_TO_DEVICE mapping: the driver's bytes. */
+	buf = kt_buf(test, 8, 64, 0);
+	kt_pattern(buf, 0x80, 64);
+	iova = kt_map(kd, buf, 64, DMA_TO_DEVICE, 0);
+	KUNIT_ASSERT_NE(test, iova, DMA_MAPPING_ERROR);
+	memset(out, 0, 64);
+	KUNIT_EXPECT_EQ(test, vduse_domain_rw(kd->domain, iova, out, 64,
+					      false), 0);
+	KUNIT_EXPECT_EQ(test, memcmp(out, buf, 64), 0);
+	kt_unmap(kd, iova, 64, DMA_TO_DEVICE, 0);
+
+	/* Both ways across a page boundary of a bidirectional mapping. */
+	buf = kt_buf(test, PAGE_SIZE - 20, 40, 0);
+	kt_pattern(buf, 0x40, 40);
+	iova = kt_map(kd, buf, 40, DMA_BIDIRECTIONAL, 0);
+	KUNIT_ASSERT_NE(test, iova, DMA_MAPPING_ERROR);
+	KUNIT_ASSERT_GT(test, offset_in_page(iova) + 40, PAGE_SIZE);
+	memset(out, 0, 40);
+	KUNIT_EXPECT_EQ(test, vduse_domain_rw(kd->domain, iova, out, 40,
+					      false), 0);
+	KUNIT_EXPECT_EQ(test, memcmp(out, buf, 40), 0);
+	KUNIT_EXPECT_EQ(test, vduse_domain_rw(kd->domain, iova + 4, in, 32,
+					      true), 0);
+	kt_unmap(kd, iova, 40, DMA_BIDIRECTIONAL, 0);
+	KUNIT_EXPECT_EQ(test, memcmp(buf + 4, in, 32), 0);
+	KUNIT_EXPECT_EQ(test, buf[0], 0x40);
+	KUNIT_EXPECT_EQ(test, buf[39], 0x40 + 39);
+
+	/* Coherent memory, both ways, across its page boundary. */
+	cva = vduse_domain_alloc_coherent(kd->domain, 2 * PAGE_SIZE, &ciova,
+					  GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, cva);
+	KUNIT_EXPECT_EQ(test, vduse_domain_rw(kd->domain, ciova + PAGE_SIZE - 7,
+					      in, 100, true), 0);
+	KUNIT_EXPECT_EQ(test, memcmp(cva + PAGE_SIZE - 7, in, 100), 0);
+	KUNIT_EXPECT_TRUE(test, kt_filled(cva, 0, PAGE_SIZE - 7));
+	kt_pattern(cva, 0x33, 2 * PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, vduse_domain_rw(kd->domain, ciova, out,
+					      2 * PAGE_SIZE, false), 0);
+	KUNIT_EXPECT_EQ(test, memcmp(out, cva, 2 * PAGE_SIZE), 0);
+
+	/* Ranges with a part that has no kernel backing. */
+	KUNIT_EXPECT_EQ(test, vduse_domain_rw(kd->domain, ciova + PAGE_SIZE,
+					      out, 2 * PAGE_SIZE, false),
+			-EFAULT);
+	KUNIT_EXPECT_EQ(test, vduse_domain_rw(kd->domain, KT_IOVA_LIMIT + 1,
+					      out, 1, false), -EFAULT);
+	KUNIT_EXPECT_EQ(test, vduse_domain_rw(kd->domain, U64_MAX - 3, out,
+					      8, false), -EFAULT);
+	KUNIT_ASSERT_EQ(test, 0, vduse_domain_set_map(kd->domain,
+						      kt_iotlb(test, &user, 1)));
+	KUNIT_EXPECT_EQ(test, vduse_domain_rw(kd->domain, user.start, out, 8,
+					      false), -EFAULT);
+	KUNIT_EXPECT_EQ(test, vduse_domain_rw(kd->domain, user.start, in, 8,
+					      true), -EFAULT);
+	vduse_domain_clear_map(kd->domain);
+	vduse_domain_free_coherent(kd->domain, 2 * PAGE_SIZE, cva, ciova);
+	KUNIT_EXPECT_EQ(test, vduse_domain_rw(kd->domain, ciova, out, 8,
+					      false), -EFAULT);
+}
+
 static struct kunit_case vduse_domain_cases[] = {
 	KUNIT_CASE(vduse_domain_test_create_checks),
 	KUNIT_CASE(vduse_domain_test_bounce_entry),
@@ -1138,6 +1348,8 @@ static struct kunit_case vduse_domain_cases[] = {
 	KUNIT_CASE(vduse_domain_test_atomic_map),
 	KUNIT_CASE(vduse_domain_test_coherent),
 	KUNIT_CASE(vduse_domain_test_coherent_exhaustion),
+	KUNIT_CASE(vduse_domain_test_coherent_va),
+	KUNIT_CASE(vduse_domain_test_rw),
 	KUNIT_CASE(vduse_domain_test_set_map),
 	KUNIT_CASE(vduse_domain_test_set_map_limit),
 	KUNIT_CASE(vduse_domain_test_reclaim),
@@ -1472,12 +1684,120 @@ static void vduse_config_test_config_space(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, memcmp(buf, want, 8), 0);
 }
 
+/* Reads of the config space, by offset and length. */
+static const struct {
+	unsigned int offset;
+	unsigned int len;
+} kt_status_reads[] = {
+	{ 0, 8 }, { 6, 1 }, { 6, 2 }, { 5, 2 }, { 4, 4 }, { 0, 7 }, { 6, 10 },
+	{ 2, 14 }, { 0, 6 }, { 7, 1 }, { 7, 9 }, { 8, 4 },
+};
+
+/*
+ * A network device's status field reaches the driver without
+ * VIRTIO_NET_S_ANNOUNCE, whatever part of the config space is read; no
+ * other bit or byte changes, and a block device's byte 6 stays as it is.
+ */
+static void vduse_config_test_net_status(struct kunit *test)
+{
+	struct vduse_dev *net = kt_dev(test, 0, 0, 0);
+	struct vduse_dev *blk = kt_dev(test, 0, 0, 0);
+	const u8 config[8] = { 1, 2, 3, 4, 5, 6, 0xff, 0xff };
+	struct vduse_dev *devs[] = { net, blk };
+	unsigned int i, j, k;
+	u8 buf[16], want[16];
+
+	KUNIT_ASSERT_EQ(test, offsetof(struct virtio_net_config, status), 6);
+	/* kt_dev() makes a block device; only the device id matters here. */
+	net->device_id = VIRTIO_ID_NET;
+	for (k = 0; k < ARRAY_SIZE(devs); k++)
+		memcpy(devs[k]->config, config, sizeof(config));
+
+	for (k = 0; k < ARRAY_SIZE(devs); k++) {
+		struct vdpa_device *vdpa = kt_vdpa(test, devs[k]);
+
+		for (i = 0; i < ARRAY_SIZE(kt_status_reads); i++) {
+			unsigned int offset = kt_status_reads[i].offset;
+			unsigned int len = kt_status_reads[i].len;
+
+			for (j = 0; j < len; j++) {
+				unsigned int pos = offset + j;
+
+				want[j] = pos < sizeof(config) ? config[pos] : 0;
+				if (devs[k] == net && pos == 6)
+					want[j] &= ~VIRTIO_NET_S_ANNOUNCE;
+			}
+			memset(buf, 0xa5, sizeof(buf));
+			vduse_vdpa_get_config(vdpa, offset, buf, len);
+			KUNIT_EXPECT_EQ_MSG(test, memcmp(buf, want, len), 0,
+					    "%s device, offset %u, length %u",
+					    devs[k] == net ? "network" : "block",
+					    offset, len);
+			KUNIT_EXPECT_TRUE_MSG(test,
+					      kt_filled(buf + len, 0xa5,
+							sizeof(buf) - len),
+					      "offset %u, length %u", offset,
+					      len);
+		}
+		/* The daemon's config space itself is left alone. */
+		KUNIT_EXPECT_EQ(test, memcmp(devs[k]->config, config,
+					     sizeof(config)), 0);
+	}
+}
+
+static const struct {
+	const char *desc;
+	u32 device_id;
+	bool indirect;
+	u16 num_max[2];
+	bool want;
+} kt_vqs_cases[] = {
+	{ "network, rings of the minimum", VIRTIO_ID_NET, false,
+	  { VDUSE_NET_MIN_RING, 1024 }, true },
+	{ "network, one ring one entry short", VIRTIO_ID_NET, false,
+	  { 1024, VDUSE_NET_MIN_RING - 1 }, false },
+	{ "network, small rings", VIRTIO_ID_NET, false, { 4, 4 }, false },
+	{ "network with INDIRECT_DESC, small rings", VIRTIO_ID_NET, true,
+	  { 4, 1 }, true },
+	{ "network with INDIRECT_DESC, a ring not set up", VIRTIO_ID_NET, true,
+	  { 256, 0 }, false },
+	{ "network, a ring not set up", VIRTIO_ID_NET, false, { 0, 256 },
+	  false },
+	{ "block, small rings", VIRTIO_ID_BLOCK, false, { 1, 2 }, true },
+	{ "block, large rings", VIRTIO_ID_BLOCK, false, { 1024, 256 }, true },
+	{ "block, a ring not set up", VIRTIO_ID_BLOCK, false, { 256, 0 },
+	  false },
+};
+
+/* Rings a network driver without indirect descriptors cannot fill. */
+static void vduse_config_test_vqs_set_up(struct kunit *test)
+{
+	struct vduse_dev *dev = kt_dev(test, 0, 0, 0);
+	unsigned int i;
+
+	KUNIT_ASSERT_EQ(test, dev->vq_num, 2);
+	for (i = 0; i < ARRAY_SIZE(kt_vqs_cases); i++) {
+		dev->device_id = kt_vqs_cases[i].device_id;
+		dev->device_features = KT_FEATURES;
+		if (kt_vqs_cases[i].indirect)
+			dev->device_features |=
+				BIT_ULL(VIRTIO_RING_F_INDIRECT_DESC);
+		dev->vqs[0]->num_max = kt_vqs_cases[i].num_max[0];
+		dev->vqs[1]->num_max = kt_vqs_cases[i].num_max[1];
+		KUNIT_EXPECT_EQ_MSG(test, vduse_dev_vqs_set_up(dev),
+				    kt_vqs_cases[i].want, "%s",
+				    kt_vqs_cases[i].desc);
+	}
+}
+
 static struct kunit_case vduse_config_cases[] = {
 	KUNIT_CASE_PARAM(vduse_config_test_check, kt_config_gen_params),
 	KUNIT_CASE(vduse_config_test_msg_timeout),
 	KUNIT_CASE(vduse_config_test_check_asid),
 	KUNIT_CASE(vduse_config_test_init_domains),
 	KUNIT_CASE(vduse_config_test_config_space),
+	KUNIT_CASE(vduse_config_test_net_status),
+	KUNIT_CASE(vduse_config_test_vqs_set_up),
 	{}
 };
 
@@ -2200,4 +2520,896 @@ static struct kunit_suite vduse_msg_suite = {
 	.test_cases = vduse_msg_cases,
 };
 
-kunit_test_suites(&vduse_domain_suite, &vduse_config_suite, &vduse_msg_suite);
+/* ==================================================================== */
+/* Requests in flight                                                    */
+/* ==================================================================== */
+
+/*
+ * The test plays both ends of a block device's split ring in coherent
+ * memory: the driver (descriptor chains, the avail ring) and the daemon
+ * (the used ring).  The module looks at the rings as it does around each
+ * virtqueue callback and, once the daemon is gone, completes what is
+ * left in flight.
+ */
+
+#define KT_RING_NUM	8
+#define KT_RING_ALIGN	4096
+#define KT_HDR_LEN	16
+#define KT_DATA_LEN	512
+/* What the device side of a status byte holds before anyone writes it. */
+#define KT_STATUS_UNSET	0xee
+
+/**
+ * struct kt_ring - a block device and the split ring of its first queue
+ * @dev: the device, with its domains
+ * @vq: virtqueue 0, whose rings these are
+ * @domain: address space 0
+ * @vr: the rings, laid out as vring_init() does in one allocation
+ * @mem: kernel address of that allocation
+ * @iova: its IOVA
+ * @size: its size
+ * @avail_idx: the driver's next avail index
+ */
+struct kt_ring {
+	struct vduse_dev *dev;
+	struct vduse_virtqueue *vq;
+	struct vduse_iova_domain *domain;
+	struct vring vr;
+	void *mem;
+	dma_addr_t iova;
+	size_t size;
+	u16 avail_idx;
+};
+
+static void kt_ring_free(void *data)
+{
+	struct kt_ring *r = data;
+
+	spin_lock_irq(&r->vq->irq_lock);
+	vduse_vq_track_stop(r->vq);
+	spin_unlock_irq(&r->vq->irq_lock);
+	vduse_domain_free_coherent(r->domain, r->size, r->mem, r->iova);
+}
+
+/*
+ * A block device whose queue 0 has a split ring of KT_RING_NUM entries in
+ * coherent memory, negotiated without RING_PACKED; not followed yet.
+ */
+static struct kt_ring *kt_ring(struct kunit *test)
+{
+	struct kt_ring *r = kunit_kzalloc(test, sizeof(*r), GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(test, r);
+	r->dev = kt_dev(test, 0, 0, 0);
+	r->vq = r->dev->vqs[0];
+	r->dev->bounce_size = VDUSE_MIN_BOUNCE_SIZE;
+	KUNIT_ASSERT_EQ(test, 0, vduse_dev_init_domains(r->dev));
+	r->domain = r->dev->domains[0];
+	r->size = vring_size(KT_RING_NUM, KT_RING_ALIGN);
+	r->mem = vduse_domain_alloc_coherent(r->domain, r->size, &r->iova,
+					     GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, r->mem);
+	KUNIT_ASSERT_EQ(test, 0, kunit_add_action_or_reset(test, kt_ring_free,
+							   r));
+	vring_init(&r->vr, KT_RING_NUM, r->mem, KT_RING_ALIGN);
+	r->vq->num = KT_RING_NUM;
+	r->vq->desc_addr = r->iova;
+	r->vq->driver_addr = r->iova + ((void *)r->vr.avail - r->mem);
+	r->vq->device_addr = r->iova + ((void *)r->vr.used - r->mem);
+	r->dev->driver_features = KT_FEATURES;
+	return r;
+}
+
+/* Start following the queue, as set_vq_ready does; is it followed? */
+static bool kt_track_start(struct kt_ring *r)
+{
+	mutex_lock(&r->dev->lock);
+	vduse_vq_track_start(r->vq);
+	mutex_unlock(&r->dev->lock);
+	return r->vq->track.inflight;
+}
+
+/* The module's look at the rings, as around a callback. */
+static void kt_track_update(struct kt_ring *r)
+{
+	spin_lock_irq(&r->vq->irq_lock);
+	vduse_vq_track_update(r->vq);
+	spin_unlock_irq(&r->vq->irq_lock);
+}
+
+static unsigned int kt_fail_inflight(struct kt_ring *r)
+{
+	unsigned int failed;
+
+	spin_lock_irq(&r->vq->irq_lock);
+	failed = vduse_vq_fail_inflight(r->vq);
+	spin_unlock_irq(&r->vq->irq_lock);
+	return failed;
+}
+
+static bool kt_tracked(struct kt_ring *r)
+{
+	return r->vq->track.inflight;
+}
+
+static int kt_inflight(struct kt_ring *r, u16 head)
+{
+	return r->vq->track.inflight[head];
+}
+
+/* The driver makes @head available. */
+static void kt_avail(struct kt_ring *r, u16 head)
+{
+	r->vr.avail->ring[r->avail_idx % KT_RING_NUM] =
+		__cpu_to_virtio16(true, head);
+	smp_wmb();	/* the entry before the index */
+	r->vr.avail->idx = __cpu_to_virtio16(true, ++r->avail_idx);
+}
+
+static u16 kt_used_idx(struct kt_ring *r)
+{
+	return __virtio16_to_cpu(true, READ_ONCE(r->vr.used->idx));
+}
+
+static u32 kt_used_id(struct kt_ring *r, u16 idx)
+{
+	return __virtio32_to_cpu(true, r->vr.used->ring[idx % KT_RING_NUM].id);
+}
+
+static u32 kt_used_len(struct kt_ring *r, u16 idx)
+{
+	return __virtio32_to_cpu(true, r->vr.used->ring[idx % KT_RING_NUM].len);
+}
+
+/* The daemon completes @id. */
+static void kt_use(struct kt_ring *r, u32 id)
+{
+	u16 idx = kt_used_idx(r);
+
+	r->vr.used->ring[idx % KT_RING_NUM].id = __cpu_to_virtio32(true, id);
+	r->vr.used->ring[idx % KT_RING_NUM].len = __cpu_to_virtio32(true, 1);
+	smp_wmb();	/* the entry before the index */
+	r->vr.used->idx = __cpu_to_virtio16(true, idx + 1);
+}
+
+/* Both indices at @idx, as a ring that has been in use a while. */
+static void kt_ring_at(struct kt_ring *r, u16 idx)
+{
+	r->avail_idx = idx;
+	r->vr.avail->idx = __cpu_to_virtio16(true, idx);
+	r->vr.used->idx = __cpu_to_virtio16(true, idx);
+}
+
+static void kt_desc(struct vring_desc *d, u64 addr, u32 len, u16 flags,
+		    u16 next)
+{
+	d->addr = __cpu_to_virtio64(true, addr);
+	d->len = __cpu_to_virtio32(true, len);
+	d->flags = __cpu_to_virtio16(true, flags);
+	d->next = __cpu_to_virtio16(true, next);
+}
+
+/**
+ * struct kt_req - the buffers of one virtio-blk request
+ * @hdr: out header, mapped DMA_TO_DEVICE
+ * @data: data of a write, mapped DMA_TO_DEVICE
+ * @status: status byte, mapped DMA_FROM_DEVICE; the device side holds
+ *	KT_STATUS_UNSET until written
+ * @table: indirect descriptor table, mapped DMA_TO_DEVICE, or NULL
+ * @table_len: its size
+ * @hdr_iova: IOVA of @hdr
+ * @data_iova: IOVA of @data
+ * @status_iova: IOVA of @status
+ * @table_iova: IOVA of @table
+ */
+struct kt_req {
+	u8 *hdr;
+	u8 *data;
+	u8 *status;
+	struct vring_desc *table;
+	size_t table_len;
+	dma_addr_t hdr_iova;
+	dma_addr_t data_iova;
+	dma_addr_t status_iova;
+	dma_addr_t table_iova;
+};
+
+static dma_addr_t kt_ring_map(struct kunit *test, struct kt_ring *r,
+			      void *buf, size_t len,
+			      enum dma_data_direction dir)
+{
+	dma_addr_t iova = vduse_domain_map_page(r->domain, virt_to_page(buf),
+						offset_in_page(buf), len, dir,
+						0);
+
+	KUNIT_ASSERT_NE(test, iova, DMA_MAPPING_ERROR);
+	return iova;
+}
+
+/* Map the buffers of a request as virtio_blk's DMA does. */
+static void kt_req_map(struct kunit *test, struct kt_ring *r,
+		       struct kt_req *q)
+{
+	u8 unset = KT_STATUS_UNSET;
+
+	q->hdr = kt_buf(test, 0, KT_HDR_LEN, 0x11);
+	q->data = kt_buf(test, 64, KT_DATA_LEN, 0x22);
+	q->status = kt_buf(test, 100, 1, 0x33);
+	q->hdr_iova = kt_ring_map(test, r, q->hdr, KT_HDR_LEN, DMA_TO_DEVICE);
+	q->data_iova = kt_ring_map(test, r, q->data, KT_DATA_LEN,
+				   DMA_TO_DEVICE);
+	q->status_iova = kt_ring_map(test, r, q->status, 1, DMA_FROM_DEVICE);
+	KUNIT_ASSERT_EQ(test, 0, vduse_domain_rw(r->domain, q->status_iova,
+						 &unset, 1, true));
+}
+
+/* An indirect table of @n descriptors, filled in by the caller. */
+static struct vring_desc *kt_req_table(struct kunit *test, struct kt_req *q,
+				       unsigned int n)
+{
+	q->table_len = n * sizeof(*q->table);
+	q->table = (struct vring_desc *)kt_buf(test, 0, q->table_len, 0);
+	return q->table;
+}
+
+/* Hand the filled-in indirect table to the device. */
+static void kt_req_map_table(struct kunit *test, struct kt_ring *r,
+			     struct kt_req *q)
+{
+	q->table_iova = kt_ring_map(test, r, q->table, q->table_len,
+				    DMA_TO_DEVICE);
+}
+
+/* The driver's unmap; returns the status byte the driver then sees. */
+static u8 kt_req_unmap(struct kt_ring *r, struct kt_req *q)
+{
+	vduse_domain_unmap_page(r->domain, q->hdr_iova, KT_HDR_LEN,
+				DMA_TO_DEVICE, 0);
+	vduse_domain_unmap_page(r->domain, q->data_iova, KT_DATA_LEN,
+				DMA_TO_DEVICE, 0);
+	vduse_domain_unmap_page(r->domain, q->status_iova, 1,
+				DMA_FROM_DEVICE, 0);
+	if (q->table)
+		vduse_domain_unmap_page(r->domain, q->table_iova, q->table_len,
+					DMA_TO_DEVICE, 0);
+	return *q->status;
+}
+
+/* Header, data and status at descriptors @i, @i + 1 and @i + 2. */
+static void kt_chain3(struct vring_desc *d, unsigned int i, struct kt_req *q)
+{
+	kt_desc(&d[i], q->hdr_iova, KT_HDR_LEN, VRING_DESC_F_NEXT, i + 1);
+	kt_desc(&d[i + 1], q->data_iova, KT_DATA_LEN, VRING_DESC_F_NEXT, i + 2);
+	kt_desc(&d[i + 2], q->status_iova, 1, VRING_DESC_F_WRITE, 0);
+}
+
+/*
+ * Heads go in flight when made available and leave it when used,
+ * counted over both indices wrapping around, in any order.
+ */
+static void vduse_track_test_count(struct kunit *test)
+{
+	struct kt_ring *r = kt_ring(test);
+	static const int after_avail[KT_RING_NUM] = { 1, 0, 0, 1, 0, 1, 1, 0 };
+	u16 i;
+
+	kt_ring_at(r, 0xfffd);
+	KUNIT_ASSERT_TRUE(test, kt_track_start(r));
+	KUNIT_EXPECT_EQ(test, r->vq->track.avail_idx, 0xfffd);
+	KUNIT_EXPECT_EQ(test, r->vq->track.used_idx, 0xfffd);
+
+	/* Chains do not matter for counting, only heads. */
+	kt_avail(r, 0);
+	kt_avail(r, 3);
+	kt_avail(r, 5);
+	kt_avail(r, 6);
+	/* Nothing counted until the module looks. */
+	for (i = 0; i < KT_RING_NUM; i++)
+		KUNIT_EXPECT_EQ(test, kt_inflight(r, i), 0);
+	kt_track_update(r);
+	for (i = 0; i < KT_RING_NUM; i++)
+		KUNIT_EXPECT_EQ_MSG(test, kt_inflight(r, i), after_avail[i],
+				    "head %u", i);
+
+	/* Out of order. */
+	kt_use(r, 5);
+	kt_use(r, 0);
+	kt_track_update(r);
+	KUNIT_EXPECT_EQ(test, kt_inflight(r, 5), 0);
+	KUNIT_EXPECT_EQ(test, kt_inflight(r, 0), 0);
+	KUNIT_EXPECT_EQ(test, kt_inflight(r, 3), 1);
+	KUNIT_EXPECT_EQ(test, kt_inflight(r, 6), 1);
+
+	/*
+	 * Between two looks head 3 is used, reaped by the callback and made
+	 * available again: still in flight.
+	 */
+	kt_use(r, 3);
+	kt_avail(r, 3);
+	kt_track_update(r);
+	KUNIT_EXPECT_EQ(test, kt_inflight(r, 3), 1);
+	/* And the other way round: made available and used in between. */
+	kt_avail(r, 1);
+	kt_use(r, 1);
+	kt_track_update(r);
+	KUNIT_EXPECT_EQ(test, kt_inflight(r, 1), 0);
+
+	/* A used id out of range is ignored. */
+	kt_use(r, KT_RING_NUM);
+	kt_use(r, U32_MAX);
+	kt_track_update(r);
+	KUNIT_EXPECT_TRUE(test, kt_tracked(r));
+	KUNIT_EXPECT_EQ(test, kt_inflight(r, 3), 1);
+	KUNIT_EXPECT_EQ(test, kt_inflight(r, 6), 1);
+
+	kt_use(r, 3);
+	kt_use(r, 6);
+	kt_track_update(r);
+	for (i = 0; i < KT_RING_NUM; i++)
+		KUNIT_EXPECT_EQ_MSG(test, kt_inflight(r, i), 0, "head %u", i);
+	KUNIT_EXPECT_EQ(test, r->vq->track.avail_idx, r->avail_idx);
+	KUNIT_EXPECT_EQ(test, r->vq->track.used_idx, kt_used_idx(r));
+	KUNIT_EXPECT_LT(test, r->avail_idx, 0xfffd);
+}
+
+/* New entries since the last look; more than the ring holds stops it. */
+static const struct {
+	const char *desc;
+	unsigned int avail;
+	unsigned int used;
+	bool tracked;
+} kt_overrun_cases[] = {
+	{ "a ring's worth made available", KT_RING_NUM, 0, true },
+	{ "one more made available", KT_RING_NUM + 1, 0, false },
+	{ "a ring's worth used", KT_RING_NUM, KT_RING_NUM, true },
+	{ "one more used", KT_RING_NUM, KT_RING_NUM + 1, false },
+};
+
+KUNIT_ARRAY_PARAM_DESC(kt_overrun, kt_overrun_cases, desc);
+
+static void vduse_track_test_overrun(struct kunit *test)
+{
+	typeof(kt_overrun_cases[0]) *p = test->param_value;
+	struct kt_ring *r = kt_ring(test);
+	unsigned int i;
+
+	KUNIT_ASSERT_TRUE(test, kt_track_start(r));
+	for (i = 0; i < p->avail; i++)
+		kt_avail(r, i % KT_RING_NUM);
+	kt_track_update(r);
+	for (i = 0; i < p->used; i++)
+		kt_use(r, i % KT_RING_NUM);
+	kt_track_update(r);
+	KUNIT_EXPECT_EQ(test, kt_tracked(r), p->tracked);
+	if (p->tracked)
+		return;
+	/* Stopped for good: nothing to fail, and more looks are harmless. */
+	WRITE_ONCE(r->dev->dead, true);
+	KUNIT_EXPECT_EQ(test, kt_fail_inflight(r), 0);
+	kt_avail(r, 0);
+	kt_track_update(r);
+	KUNIT_EXPECT_FALSE(test, kt_tracked(r));
+}
+
+enum kt_start_change {
+	KT_START_KEEP,
+	KT_START_NET,		/* a network device */
+	KT_START_PACKED,	/* RING_PACKED negotiated */
+	KT_START_NUM,		/* vq->num = value */
+	KT_START_DESC_BOUNCE,	/* descriptor table in the bounce area */
+	KT_START_USED_END,	/* used ring past the allocation's end */
+	KT_START_AVAIL_OUT,	/* driver area outside any allocation */
+};
+
+static const struct {
+	const char *desc;
+	enum kt_start_change change;
+	u32 value;
+	bool tracked;
+} kt_start_cases[] = {
+	{ "block device, split ring in coherent memory", KT_START_KEEP, 0,
+	  true },
+	{ "network device", KT_START_NET, 0, false },
+	{ "packed ring", KT_START_PACKED, 0, false },
+	{ "ring size not a power of two", KT_START_NUM, 6, false },
+	{ "ring size 0", KT_START_NUM, 0, false },
+	{ "smaller ring", KT_START_NUM, 4, true },
+	{ "descriptor table in the bounce area", KT_START_DESC_BOUNCE, 0,
+	  false },
+	{ "used ring past the end of its allocation", KT_START_USED_END, 0,
+	  false },
+	{ "driver area not allocated", KT_START_AVAIL_OUT, 0, false },
+};
+
+KUNIT_ARRAY_PARAM_DESC(kt_start, kt_start_cases, desc);
+
+/* Only a block device's split ring in coherent memory is followed. */
+static void vduse_track_test_start(struct kunit *test)
+{
+	typeof(kt_start_cases[0]) *p = test->param_value;
+	struct kt_ring *r = kt_ring(test);
+	u8 *buf = kt_buf(test, 0, PAGE_SIZE, 0);
+	dma_addr_t iova = DMA_MAPPING_ERROR;
+
+	switch (p->change) {
+	case KT_START_KEEP:
+		break;
+	case KT_START_NET:
+		r->dev->device_id = VIRTIO_ID_NET;
+		break;
+	case KT_START_PACKED:
+		r->dev->driver_features |= BIT_ULL(VIRTIO_F_RING_PACKED);
+		break;
+	case KT_START_NUM:
+		r->vq->num = p->value;
+		break;
+	case KT_START_DESC_BOUNCE:
+		iova = kt_ring_map(test, r, buf, PAGE_SIZE, DMA_TO_DEVICE);
+		r->vq->desc_addr = iova;
+		break;
+	case KT_START_USED_END:
+		r->vq->device_addr = r->iova + PAGE_ALIGN(r->size) -
+				     sizeof(struct vring_used_elem);
+		break;
+	case KT_START_AVAIL_OUT:
+		r->vq->driver_addr = r->iova + PAGE_ALIGN(r->size);
+		break;
+	}
+	KUNIT_EXPECT_EQ(test, kt_track_start(r), p->tracked);
+	if (p->tracked)
+		KUNIT_EXPECT_EQ(test, r->vq->track.num, r->vq->num);
+	if (iova != DMA_MAPPING_ERROR)
+		vduse_domain_unmap_page(r->domain, iova, PAGE_SIZE,
+					DMA_TO_DEVICE, 0);
+}
+
+/*
+ * set_vq_ready follows the queue; stopping forgets everything, and
+ * starting again begins at the indices as they are.
+ */
+static void vduse_track_test_restart(struct kunit *test)
+{
+	struct kt_ring *r = kt_ring(test);
+	struct vdpa_device *vdpa = kt_vdpa(test, r->dev);
+
+	vduse_vdpa_set_vq_ready(vdpa, 0, true);
+	KUNIT_ASSERT_TRUE(test, kt_tracked(r));
+	kt_avail(r, 2);
+	kt_track_update(r);
+	KUNIT_EXPECT_EQ(test, kt_inflight(r, 2), 1);
+	vduse_vdpa_set_vq_ready(vdpa, 0, false);
+	KUNIT_EXPECT_FALSE(test, kt_tracked(r));
+	kt_avail(r, 4);
+	vduse_vdpa_set_vq_ready(vdpa, 0, true);
+	KUNIT_ASSERT_TRUE(test, kt_tracked(r));
+	KUNIT_EXPECT_EQ(test, r->vq->track.avail_idx, 2);
+	kt_track_update(r);
+	KUNIT_EXPECT_EQ(test, kt_inflight(r, 2), 0);
+	KUNIT_EXPECT_EQ(test, kt_inflight(r, 4), 0);
+}
+
+/*
+ * The daemon is gone: exactly the heads in flight are completed, each
+ * with VIRTIO_BLK_S_IOERR in its status byte and a used entry of length
+ * 1; direct and indirect chains alike.
+ */
+static void vduse_track_test_fail(struct kunit *test)
+{
+	struct kt_ring *r = kt_ring(test);
+	struct vring_desc *d = r->vr.desc, *table;
+	struct kt_req q[KT_RING_NUM] = {};
+	static const u16 heads[] = { 0, 3, 5, 6, 7 };
+	static const bool failed[KT_RING_NUM] = { [0] = true, [3] = true,
+						  [5] = true };
+	unsigned int i, seen = 0;
+	u16 used_idx;
+
+	for (i = 0; i < ARRAY_SIZE(heads); i++)
+		kt_req_map(test, r, &q[heads[i]]);
+	/* 0: header, data, status. */
+	kt_chain3(d, 0, &q[0]);
+	/* 3: header and status. */
+	kt_desc(&d[3], q[3].hdr_iova, KT_HDR_LEN, VRING_DESC_F_NEXT, 4);
+	kt_desc(&d[4], q[3].status_iova, 1, VRING_DESC_F_WRITE, 0);
+	/* 5: an indirect table of three. */
+	table = kt_req_table(test, &q[5], 3);
+	kt_chain3(table, 0, &q[5]);
+	kt_req_map_table(test, r, &q[5]);
+	kt_desc(&d[5], q[5].table_iova, q[5].table_len, VRING_DESC_F_INDIRECT,
+		0);
+	/* 6 and 7: the status byte alone. */
+	kt_desc(&d[6], q[6].status_iova, 1, VRING_DESC_F_WRITE, 0);
+	kt_desc(&d[7], q[7].status_iova, 1, VRING_DESC_F_WRITE, 0);
+
+	KUNIT_ASSERT_TRUE(test, kt_track_start(r));
+	kt_avail(r, 0);
+	kt_avail(r, 3);
+	kt_avail(r, 5);
+	kt_avail(r, 6);
+	kt_track_update(r);
+	/* The daemon completes 6 (its status byte untouched); 7 never went. */
+	kt_use(r, 6);
+	kt_track_update(r);
+	used_idx = kt_used_idx(r);
+	KUNIT_ASSERT_EQ(test, used_idx, 1);
+
+	WRITE_ONCE(r->dev->dead, true);
+	KUNIT_EXPECT_EQ(test, kt_fail_inflight(r), 3);
+	KUNIT_EXPECT_EQ(test, kt_used_idx(r), used_idx + 3);
+	for (i = used_idx; i != kt_used_idx(r); i++) {
+		u32 id = kt_used_id(r, i);
+
+		KUNIT_EXPECT_LT(test, id, KT_RING_NUM);
+		if (id >= KT_RING_NUM)
+			continue;
+		KUNIT_EXPECT_TRUE_MSG(test, failed[id], "head %u", id);
+		KUNIT_EXPECT_FALSE_MSG(test, seen & BIT(id), "head %u twice",
+				       id);
+		KUNIT_EXPECT_EQ(test, kt_used_len(r, i), 1);
+		seen |= BIT(id);
+	}
+	KUNIT_EXPECT_EQ(test, seen, BIT(0) | BIT(3) | BIT(5));
+	/* The daemon's own entry stays. */
+	KUNIT_EXPECT_EQ(test, kt_used_id(r, 0), 6);
+	for (i = 0; i < KT_RING_NUM; i++)
+		KUNIT_EXPECT_EQ_MSG(test, kt_inflight(r, i), 0, "head %u", i);
+
+	/* Nothing is left to fail. */
+	KUNIT_EXPECT_EQ(test, kt_fail_inflight(r), 0);
+	KUNIT_EXPECT_EQ(test, kt_used_idx(r), used_idx + 3);
+	/* The module's next look does not count its own entries again. */
+	kt_track_update(r);
+	KUNIT_EXPECT_TRUE(test, kt_tracked(r));
+	for (i = 0; i < KT_RING_NUM; i++)
+		KUNIT_EXPECT_EQ_MSG(test, kt_inflight(r, i), 0, "head %u", i);
+
+	/* What the driver sees after its unmap. */
+	for (i = 0; i < ARRAY_SIZE(heads); i++) {
+		u16 h = heads[i];
+
+		KUNIT_EXPECT_EQ_MSG(test, kt_req_unmap(r, &q[h]),
+				    failed[h] ? VIRTIO_BLK_S_IOERR :
+				    KT_STATUS_UNSET, "head %u", h);
+		KUNIT_EXPECT_EQ(test, q[h].status[-1], KT_NEIGHBOUR);
+		KUNIT_EXPECT_EQ(test, q[h].status[1], KT_NEIGHBOUR);
+		KUNIT_EXPECT_TRUE(test, kt_filled(q[h].hdr, 0x11, KT_HDR_LEN));
+		KUNIT_EXPECT_TRUE(test, kt_filled(q[h].data, 0x22,
+						  KT_DATA_LEN));
+	}
+}
+
+/* Chains put at head 1 for the kernel to fail. */
+enum kt_chain {
+	KT_CHAIN_DIRECT,	/* header, data, status */
+	KT_CHAIN_INDIRECT,	/* the same in an indirect table */
+	KT_CHAIN_STATUS_LONG,	/* data and status in one writable buffer */
+	KT_CHAIN_NEXT_RANGE,	/* next beyond the ring */
+	KT_CHAIN_LOOP,		/* next leads back */
+	KT_CHAIN_SELF,		/* next is the descriptor itself */
+	KT_CHAIN_READ_ONLY,	/* last descriptor not device-writable */
+	KT_CHAIN_ZERO_LEN,	/* last descriptor of length 0 */
+	KT_CHAIN_UNBACKED,	/* status IOVA with no kernel backing */
+	KT_CHAIN_IND_ODD_LEN,	/* table length not a multiple of 16 */
+	KT_CHAIN_IND_ZERO_LEN,	/* empty table */
+	KT_CHAIN_IND_NESTED,	/* indirect in an indirect table */
+	KT_CHAIN_IND_NEXT_RANGE, /* next beyond the table */
+	KT_CHAIN_IND_LOOP,	/* a loop inside the table */
+	KT_CHAIN_IND_READ_ONLY,	/* the table's last not device-writable */
+	KT_CHAIN_IND_UNBACKED,	/* table IOVA with no kernel backing */
+	KT_CHAIN_IND_AT_ZERO,	/* table at IOVA 0, never mapped */
+};
+
+static const struct {
+	const char *desc;
+	enum kt_chain chain;
+	bool fails;
+} kt_chain_cases[] = {
+	{ "header, data and status", KT_CHAIN_DIRECT, true },
+	{ "indirect table", KT_CHAIN_INDIRECT, true },
+	{ "status at the end of a longer buffer", KT_CHAIN_STATUS_LONG, true },
+	{ "next out of range", KT_CHAIN_NEXT_RANGE, false },
+	{ "loop", KT_CHAIN_LOOP, false },
+	{ "descriptor chained to itself", KT_CHAIN_SELF, false },
+	{ "last descriptor read-only", KT_CHAIN_READ_ONLY, false },
+	{ "last descriptor empty", KT_CHAIN_ZERO_LEN, false },
+	{ "status IOVA not backed", KT_CHAIN_UNBACKED, false },
+	{ "indirect table of 24 bytes", KT_CHAIN_IND_ODD_LEN, false },
+	{ "indirect table of 0 bytes", KT_CHAIN_IND_ZERO_LEN, false },
+	{ "nested indirect table", KT_CHAIN_IND_NESTED, false },
+	{ "next out of the indirect table", KT_CHAIN_IND_NEXT_RANGE, false },
+	{ "loop in the indirect table", KT_CHAIN_IND_LOOP, false },
+	{ "indirect table ending read-only", KT_CHAIN_IND_READ_ONLY, false },
+	{ "indirect table not backed", KT_CHAIN_IND_UNBACKED, false },
+	{ "indirect table at IOVA 0", KT_CHAIN_IND_AT_ZERO, false },
+};
+
+KUNIT_ARRAY_PARAM_DESC(kt_chain, kt_chain_cases, desc);
+
+/* Build @chain at descriptor 1 with the buffers of @q. */
+static void kt_chain_build(struct kunit *test, struct kt_ring *r,
+			   enum kt_chain chain, struct kt_req *q)
+{
+	struct vring_desc *d = r->vr.desc, *t;
+	u64 unbacked = r->iova + PAGE_ALIGN(r->size);
+	u32 ind_len = 3 * sizeof(*t);
+
+	switch (chain) {
+	case KT_CHAIN_DIRECT:
+		kt_chain3(d, 1, q);
+		return;
+	case KT_CHAIN_STATUS_LONG:
+		kt_desc(&d[1], q->hdr_iova, KT_HDR_LEN, VRING_DESC_F_NEXT, 2);
+		/* The status byte is the buffer's last: 'data' + status. */
+		kt_desc(&d[2], q->status_iova - KT_DATA_LEN, KT_DATA_LEN + 1,
+			VRING_DESC_F_WRITE, 0);
+		return;
+	case KT_CHAIN_NEXT_RANGE:
+		kt_desc(&d[1], q->hdr_iova, KT_HDR_LEN, VRING_DESC_F_NEXT,
+			KT_RING_NUM);
+		return;
+	case KT_CHAIN_LOOP:
+		kt_desc(&d[1], q->hdr_iova, KT_HDR_LEN, VRING_DESC_F_NEXT, 2);
+		kt_desc(&d[2], q->data_iova, KT_DATA_LEN, VRING_DESC_F_NEXT, 3);
+		kt_desc(&d[3], q->status_iova, 1,
+			VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
+		return;
+	case KT_CHAIN_SELF:
+		kt_desc(&d[1], q->status_iova, 1,
+			VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
+		return;
+	case KT_CHAIN_READ_ONLY:
+		kt_desc(&d[1], q->hdr_iova, KT_HDR_LEN, VRING_DESC_F_NEXT, 2);
+		kt_desc(&d[2], q->status_iova, 1, 0, 0);
+		return;
+	case KT_CHAIN_ZERO_LEN:
+		kt_desc(&d[1], q->hdr_iova, KT_HDR_LEN, VRING_DESC_F_NEXT, 2);
+		kt_desc(&d[2], q->status_iova + 1, 0, VRING_DESC_F_WRITE, 0);
+		return;
+	case KT_CHAIN_UNBACKED:
+		kt_desc(&d[1], q->hdr_iova, KT_HDR_LEN, VRING_DESC_F_NEXT, 2);
+		kt_desc(&d[2], unbacked, 1, VRING_DESC_F_WRITE, 0);
+		return;
+	case KT_CHAIN_IND_UNBACKED:
+		kt_desc(&d[1], unbacked, ind_len, VRING_DESC_F_INDIRECT, 0);
+		return;
+	case KT_CHAIN_IND_AT_ZERO:
+		/*
+		 * Nothing is ever mapped at IOVA 0; if the walk took the
+		 * table for the ring's, it would find head 0's valid chain.
+		 */
+		kt_desc(&d[1], 0, 64 * sizeof(*t), VRING_DESC_F_INDIRECT, 0);
+		return;
+	default:
+		break;
+	}
+
+	/* The rest have an indirect table of three. */
+	t = kt_req_table(test, q, 3);
+	kt_chain3(t, 0, q);
+	switch (chain) {
+	case KT_CHAIN_IND_ODD_LEN:
+		ind_len = 24;
+		break;
+	case KT_CHAIN_IND_ZERO_LEN:
+		ind_len = 0;
+		break;
+	case KT_CHAIN_IND_NESTED:
+		kt_desc(&t[0], q->hdr_iova, sizeof(*t), VRING_DESC_F_INDIRECT,
+			0);
+		break;
+	case KT_CHAIN_IND_NEXT_RANGE:
+		t[1].next = __cpu_to_virtio16(true, 3);
+		break;
+	case KT_CHAIN_IND_LOOP:
+		t[2].flags |= __cpu_to_virtio16(true, VRING_DESC_F_NEXT);
+		t[2].next = __cpu_to_virtio16(true, 0);
+		break;
+	case KT_CHAIN_IND_READ_ONLY:
+		t[2].flags = 0;
+		break;
+	default:
+		break;
+	}
+	kt_req_map_table(test, r, q);
+	kt_desc(&d[1], q->table_iova, ind_len, VRING_DESC_F_INDIRECT, 0);
+}
+
+/*
+ * Head 0 (the status byte alone) and head 1 (the case's chain) are in
+ * flight: a chain the driver could not have built is left alone, and
+ * stays in flight.
+ */
+static void vduse_track_test_chain(struct kunit *test)
+{
+	typeof(kt_chain_cases[0]) *p = test->param_value;
+	struct kt_ring *r = kt_ring(test);
+	struct kt_req q[2] = {};
+	unsigned int failed = 1 + p->fails;
+
+	kt_req_map(test, r, &q[0]);
+	kt_req_map(test, r, &q[1]);
+	kt_desc(&r->vr.desc[0], q[0].status_iova, 1, VRING_DESC_F_WRITE, 0);
+	kt_chain_build(test, r, p->chain, &q[1]);
+	KUNIT_ASSERT_TRUE(test, kt_track_start(r));
+	kt_avail(r, 0);
+	kt_avail(r, 1);
+	kt_track_update(r);
+
+	WRITE_ONCE(r->dev->dead, true);
+	KUNIT_EXPECT_EQ(test, kt_fail_inflight(r), failed);
+	KUNIT_EXPECT_EQ(test, kt_used_idx(r), failed);
+	KUNIT_EXPECT_EQ(test, kt_used_id(r, 0), 0);
+	KUNIT_EXPECT_EQ(test, kt_used_len(r, 0), 1);
+	if (p->fails) {
+		KUNIT_EXPECT_EQ(test, kt_used_id(r, 1), 1);
+		KUNIT_EXPECT_EQ(test, kt_used_len(r, 1), 1);
+	}
+	KUNIT_EXPECT_EQ(test, kt_inflight(r, 0), 0);
+	KUNIT_EXPECT_EQ(test, kt_inflight(r, 1), !p->fails);
+	/* A second try changes nothing. */
+	KUNIT_EXPECT_EQ(test, kt_fail_inflight(r), 0);
+	KUNIT_EXPECT_EQ(test, kt_used_idx(r), failed);
+
+	KUNIT_EXPECT_EQ(test, kt_req_unmap(r, &q[0]), VIRTIO_BLK_S_IOERR);
+	KUNIT_EXPECT_EQ(test, kt_req_unmap(r, &q[1]),
+			p->fails ? VIRTIO_BLK_S_IOERR : KT_STATUS_UNSET);
+	KUNIT_EXPECT_TRUE(test, kt_filled(q[1].hdr, 0x11, KT_HDR_LEN));
+	KUNIT_EXPECT_TRUE(test, kt_filled(q[1].data, 0x22, KT_DATA_LEN));
+}
+
+/**
+ * struct kt_cb - a virtqueue callback that counts and looks
+ * @r: the ring
+ * @calls: times called
+ * @used_idx: used->idx at the last call
+ * @resubmit: head that the call makes available again, or -1
+ */
+struct kt_cb {
+	struct kt_ring *r;
+	unsigned int calls;
+	u16 used_idx;
+	int resubmit;
+};
+
+static irqreturn_t kt_ring_cb(void *data)
+{
+	struct kt_cb *cb = data;
+
+	cb->calls++;
+	cb->used_idx = kt_used_idx(cb->r);
+	if (cb->resubmit >= 0)
+		kt_avail(cb->r, cb->resubmit);
+	return IRQ_HANDLED;
+}
+
+/* An in-flight head 0 and a callback for the queue. */
+static struct kt_cb *kt_ring_cb_setup(struct kunit *test, struct kt_ring *r,
+				      struct kt_req *q)
+{
+	struct kt_cb *cb = kunit_kzalloc(test, sizeof(*cb), GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(test, cb);
+	cb->r = r;
+	cb->resubmit = -1;
+	kt_req_map(test, r, q);
+	kt_desc(&r->vr.desc[0], q->status_iova, 1, VRING_DESC_F_WRITE, 0);
+	KUNIT_ASSERT_TRUE(test, kt_track_start(r));
+	spin_lock_irq(&r->vq->irq_lock);
+	r->vq->cb.callback = kt_ring_cb;
+	r->vq->cb.private = cb;
+	spin_unlock_irq(&r->vq->irq_lock);
+	kt_avail(r, 0);
+	return cb;
+}
+
+static void kt_run_cb(struct kt_ring *r)
+{
+	spin_lock_irq(&r->vq->irq_lock);
+	vduse_vq_run_cb(r->vq);
+	spin_unlock_irq(&r->vq->irq_lock);
+}
+
+/*
+ * The callback runs between two looks at the rings; on a dead device
+ * the requests in flight are failed before it runs, so it reaps them.
+ */
+static void vduse_track_test_run_cb(struct kunit *test)
+{
+	struct kt_ring *r = kt_ring(test);
+	struct kt_req q = {};
+	struct kt_cb *cb = kt_ring_cb_setup(test, r, &q);
+
+	kt_run_cb(r);
+	KUNIT_EXPECT_EQ(test, cb->calls, 1);
+	KUNIT_EXPECT_EQ(test, cb->used_idx, 0);
+	KUNIT_EXPECT_EQ(test, kt_inflight(r, 0), 1);
+
+	/* Completed, reaped and made available again by the callback. */
+	kt_use(r, 0);
+	cb->resubmit = 0;
+	kt_run_cb(r);
+	KUNIT_EXPECT_EQ(test, cb->calls, 2);
+	KUNIT_EXPECT_EQ(test, cb->used_idx, 1);
+	KUNIT_EXPECT_EQ(test, kt_inflight(r, 0), 1);
+	KUNIT_EXPECT_EQ(test, r->vq->track.avail_idx, 2);
+	cb->resubmit = -1;
+
+	/* Alive: nothing is failed, however long it waits. */
+	kt_run_cb(r);
+	KUNIT_EXPECT_EQ(test, cb->calls, 3);
+	KUNIT_EXPECT_EQ(test, kt_used_idx(r), 1);
+
+	WRITE_ONCE(r->dev->dead, true);
+	kt_run_cb(r);
+	KUNIT_EXPECT_EQ(test, cb->calls, 4);
+	KUNIT_EXPECT_EQ(test, cb->used_idx, 2);
+	KUNIT_EXPECT_EQ(test, kt_used_id(r, 1), 0);
+	KUNIT_EXPECT_EQ(test, kt_used_len(r, 1), 1);
+	KUNIT_EXPECT_EQ(test, kt_inflight(r, 0), 0);
+
+	/* Once only. */
+	kt_run_cb(r);
+	KUNIT_EXPECT_EQ(test, cb->calls, 5);
+	KUNIT_EXPECT_EQ(test, kt_used_idx(r), 2);
+	KUNIT_EXPECT_EQ(test, kt_req_unmap(r, &q), VIRTIO_BLK_S_IOERR);
+}
+
+/*
+ * msg_timeout after the daemon closed the device node: dead, broken,
+ * and the requests in flight failed through the virtqueue callback; not
+ * if the daemon came back.
+ */
+static void vduse_track_test_dead_work(struct kunit *test)
+{
+	struct kt_ring *r = kt_ring(test);
+	struct vduse_dev *dev = r->dev;
+	struct kt_req q = {};
+	struct kt_cb *cb = kt_ring_cb_setup(test, r, &q);
+	u32 i;
+
+	KUNIT_ASSERT_NOT_NULL(test, vduse_irq_wq);
+	kt_track_update(r);
+	WRITE_ONCE(r->vq->ready, true);
+
+	/* Back in time. */
+	WRITE_ONCE(dev->connected, true);
+	vduse_dev_dead_work(&dev->dead_work.work);
+	for (i = 0; i < dev->vq_num; i++)
+		flush_work(&dev->vqs[i]->inject_work);
+	KUNIT_EXPECT_FALSE(test, READ_ONCE(dev->dead));
+	KUNIT_EXPECT_FALSE(test, dev->broken);
+	KUNIT_EXPECT_EQ(test, cb->calls, 0);
+	KUNIT_EXPECT_EQ(test, kt_used_idx(r), 0);
+
+	WRITE_ONCE(dev->connected, false);
+	vduse_dev_dead_work(&dev->dead_work.work);
+	for (i = 0; i < dev->vq_num; i++)
+		flush_work(&dev->vqs[i]->inject_work);
+	KUNIT_EXPECT_TRUE(test, READ_ONCE(dev->dead));
+	KUNIT_EXPECT_TRUE(test, dev->broken);
+	KUNIT_EXPECT_EQ(test, cb->calls, 1);
+	KUNIT_EXPECT_EQ(test, cb->used_idx, 1);
+	KUNIT_EXPECT_EQ(test, kt_used_id(r, 0), 0);
+	KUNIT_EXPECT_EQ(test, kt_inflight(r, 0), 0);
+	KUNIT_EXPECT_EQ(test, kt_req_unmap(r, &q), VIRTIO_BLK_S_IOERR);
+}
+
+static struct kunit_case vduse_track_cases[] = {
+	KUNIT_CASE(vduse_track_test_count),
+	KUNIT_CASE_PARAM(vduse_track_test_overrun, kt_overrun_gen_params),
+	KUNIT_CASE_PARAM(vduse_track_test_start, kt_start_gen_params),
+	KUNIT_CASE(vduse_track_test_restart),
+	KUNIT_CASE(vduse_track_test_fail),
+	KUNIT_CASE_PARAM(vduse_track_test_chain, kt_chain_gen_params),
+	KUNIT_CASE(vduse_track_test_run_cb),
+	KUNIT_CASE(vduse_track_test_dead_work),
+	{}
+};
+
+static struct kunit_suite vduse_track_suite = {
+	.name = "vduse_track",
+	.test_cases = vduse_track_cases,
+};
+
+kunit_test_suites(&vduse_domain_suite, &vduse_config_suite, &vduse_msg_suite,
+		  &vduse_track_suite);

@@ -40,11 +40,11 @@
 #    left, unreclaimable slab and available memory back within tolerance,
 #    and the module unloads.
 #
-# In-flight requests of a daemon that died and never comes back are not
-# failed by either module: virtio_blk's removal then waits for them
-# forever (the stock module's known hung "vdpa dev del").  The suite
-# measures that case, reports it as a skip while it holds, and ends it by
-# restarting the daemon, so neither module hangs the guest.
+# In-flight requests of a daemon that died and never comes back: ours
+# fails them msg_timeout after the daemon closed the device, and new ones
+# at once, so "vdpa dev del" works; the stock module keeps them waiting
+# (its known hung "vdpa dev del"): on stock the suite reports a skip and
+# ends the case by restarting the daemon.
 #
 # SOAK=1 in the guest's environment repeats every fault ROUNDS times
 # (default 10, ROUNDS=N to pick), e.g.
@@ -399,10 +399,13 @@ stage_mid_io() {
 }
 
 # kill -9 with a write in flight, no restart (device N has the short
-# msg_timeout).  Neither module fails such a request: it waits for the
-# next daemon, which finishes it.
+# msg_timeout).  Ours fails the request msg_timeout after the daemon
+# closed the device (VIRTIO_BLK_S_IOERR in the ring, struct
+# vduse_vq_track), fails new requests at once, and the device can be
+# detached and destroyed.  The stock module fails nothing: the request
+# waits for the next daemon, which finishes it.
 stage_mid_io_dead() {
-	local n=$1 dev pid rc
+	local n=$1 dev pid rc t0 el
 	dev=$(vdpa_blkdev $n)
 	kill -STOP "$(daemon_pid $BLK $n)"
 	dd if=/dev/zero of="$dev" bs=64k count=4 oflag=direct status=none \
@@ -412,12 +415,12 @@ stage_mid_io_dead() {
 	check "$n: a write is in flight while the daemon is stopped" \
 		fk_wait 20 dev_busy "$dev"
 	kill9 $BLK $n "$n: kill -9 mid-I/O, no restart"
+	t0=$(ms)
 	bg_wait $pid $((T + 10))
 	rc=$?
-	if [ $rc -eq 124 ]; then
-		echo "# skip - $n: in-flight I/O of a dead daemon fails after msg_timeout: not implemented (neither module fails a dead daemon's requests; they wait for a new daemon, and vdpa dev del would wait for them forever)"
-		echo "#   still in flight $((T + 10)) s after the kill: $(inflight_total "$dev") requests"
-		# End it: a new daemon finishes what the dead one had taken.
+	el=$(($(ms) - t0))
+	if [ "${VM_MODULE:-ours}" != ours ] && [ $rc -eq 124 ]; then
+		echo "# skip - $n: in-flight I/O of a dead daemon fails after msg_timeout: the stock module keeps it waiting for a new daemon (vdpa dev del would wait for it forever)"
 		blk_start $n
 		check "$n: a restarted daemon takes the device back" \
 			daemon_ready $BLK $n
@@ -425,11 +428,25 @@ stage_mid_io_dead() {
 		rc=$?
 		check "$n: and completes the write that was in flight (status $rc)" \
 			test $rc -eq 0
-	else
-		check "$n: the write in flight failed with an error (status $rc)" \
-			test $rc -ne 0
+		check "$n: nothing in flight" fk_wait 30 dev_idle "$dev"
+		return 0
 	fi
+	check "$n: the write in flight fails with an error after msg_timeout ($el ms, status $rc)" \
+		test $rc -ne 124 -a $rc -ne 0 -a $el -ge $((T * 1000 - 500))
+	check "$n: the kernel log says why" \
+		sh -c "dmesg | grep -q 'vduse $n: daemon gone for $T s'"
 	check "$n: nothing in flight" fk_wait 30 dev_idle "$dev"
+	check_fails "$n: a new read fails too, at once" \
+		timeout 10 dd if="$dev" of=/dev/null bs=4k count=1 iflag=direct status=none
+	check "$n: the device is broken" \
+		sh -c "$CTL probe $n | grep -qx ioctl=EPERM"
+	t0=$(ms)
+	check "$n: vdpa dev del completes" vdpa_del $n
+	el=$(($(ms) - t0))
+	check "$n: at once ($el ms)" test $el -lt 10000
+	check_fails "$n: the disk is gone" test -b "$dev"
+	check "$n: destroy" detach_destroy $n $BLK
+	forget $n
 }
 
 # kill -9 while "vdpa dev del" of the attached device N waits for the
@@ -622,7 +639,13 @@ for r in $(seq 1 $ROUNDS); do
 	blk_new fk-dead$sfx dead
 	need "fk-dead$sfx: attach" attach fk-dead$sfx
 	stage_mid_io_dead fk-dead$sfx
-	stage_during_reset fk-dead$sfx dead
+	if ! vdpa_exists fk-dead$sfx; then
+		blk_new fk-dead2$sfx dead
+		need "fk-dead2$sfx: attach" attach fk-dead2$sfx
+		stage_during_reset fk-dead2$sfx dead
+	else
+		stage_during_reset fk-dead$sfx dead
+	fi
 
 	section "round $r: daemons that stop answering"
 	hostile_no_disk silent "$sfx"
