@@ -81,6 +81,7 @@ need "the security test programs are built" test -x "$SEC" -a -x "$SEC32"
 need "vduse is loaded" test -c /dev/vduse/control
 modprobe -a virtio_vdpa vhost_vdpa virtio_net 2>/dev/null
 cleanup
+echo "# modules loaded at $SECONDS s"
 
 # --- 1. root only ----------------------------------------------------------
 check "/dev/vduse/control is mode 0600 root:root" \
@@ -99,16 +100,16 @@ same "uid 65534 cannot create a device through the control node" EACCES \
 # Every writable attribute of the control and the device's class
 # directories (vqN/ included) is root's and writable by root alone.
 sysfs_writable() {
-	local f bad=0 n=0 mode
+	local d f bad=0 n=0 mode
 	for d in "$@"; do
-		while IFS= read -r f; do
+		# one stat for all: every exec costs under TCG
+		while read -r mode f; do
 			n=$((n + 1))
-			mode=$(stat -c '%a %U:%G' "$f")
 			case $mode in
-			[0-7][0145][0145]" root:root") ;;
+			[0-7][0145][0145]:root:root) ;;
 			*) echo "$f: $mode"; bad=1 ;;
 			esac
-		done < <(find "$d"/ -type f -perm /222)
+		done < <(find "$d"/ -type f -perm /222 -exec stat -c '%a:%U:%G %n' {} +)
 	done
 	echo "$n writable attributes"
 	[ $n -gt 0 ] && [ $bad -eq 0 ]
@@ -123,6 +124,8 @@ same "uid 65534 cannot write bounce_size (EACCES)" EACCES \
 	"${NOBODY[@]}" "$SEC" sysfs-write "/sys/class/vduse/$NAME/bounce_size" 1048576
 same "uid 65534 cannot write vq0/irq_cb_affinity (EACCES)" EACCES \
 	"${NOBODY[@]}" "$SEC" sysfs-write "/sys/class/vduse/$NAME/vq0/irq_cb_affinity" 1
+
+echo "# root-only checks done at $SECONDS s"
 
 # --- 5. bounce_size range --------------------------------------------------
 BS=/sys/class/vduse/$NAME/bounce_size
@@ -153,19 +156,24 @@ echo "# time so far: $SECONDS s"
 # --- 3, 5. C checks, 4. the same answers for 32-bit ------------------------
 run_sec 64 "$SEC" run
 run_sec 32 "$SEC32" run
-if [ "${VM_MODULE:-ours}" = stock ] &&
-	[ "$(uname -r | awk -F. '{ print $1 * 100 + $2 }')" -lt 702 ]; then
+kv=$(uname -r | awk -F. '{ print $1 * 100 + $2 }')
+no_compat=0
+[ "${VM_MODULE:-ours}" = stock ] && [ "$kv" -lt 702 ] && no_compat=1
+cp "$ANS.64" "$ANS.64.all"
+if [ $no_compat -eq 1 ]; then
 	# abi-facts 1.3: before 7.2 stock has no i386 encoding of these two.
-	echo "# skip - 32-bit answers for IOTLB_GET_FD/VQ_GET_INFO: stock $(uname -r) has no compat handler"
+	echo "# skip - 32-bit answers for IOTLB_GET_FD/VQ_GET_INFO and the attached device: stock $(uname -r) has no compat handler"
 	sed -i '/^vq_get_info\|^iotlb_get_fd\|^iotlb_get_info\|^reg_umem\|^dereg_umem/d' "$ANS.64" "$ANS.32"
 fi
 echo "# $(wc -l <"$ANS.64") answers from the 64-bit run, $(wc -l <"$ANS.32") from the 32-bit run"
 check "a 32-bit daemon gets the same answers as a 64-bit one" \
 	diff -u "$ANS.64" "$ANS.32"
-check "the 32-bit comparison covered the attached device" \
-	grep -q 'after DRIVER_OK' "$ANS.32"
+if [ $no_compat -eq 0 ]; then
+	check "the 32-bit comparison covered the attached device" \
+		grep -q 'after DRIVER_OK' "$ANS.32"
+fi
 # For comparing modules across runs.
-sed 's/^/# answer: /' "$ANS.64"
+sed 's/^/# answer: /' "$ANS.64.all"
 echo "# time so far: $SECONDS s"
 
 # --- 5. max_iotlb_entries ----------------------------------------------------
