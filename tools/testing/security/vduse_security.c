@@ -833,6 +833,76 @@ static bool read_iova(int fd, __u64 iova, size_t len, void *out)
 }
 
 /*
+ * The driver's side of a ring: descriptors no posted buffer uses, avail
+ * entries past avail->idx, used_event (no EVENT_IDX) and the alignment gap
+ * before the used ring were never written, so they read zero.  The
+ * descriptors are read before avail->idx: a buffer posted in between is
+ * then one whose descriptor we need not judge.
+ */
+static void check_driver_area(int fd, __u32 idx)
+{
+	struct vduse_vq_info vi = { .index = idx };
+	size_t avail_len, gap_len, i;
+	struct desc *desc;
+	__u16 *avail, head, posted;
+	bool *used;
+	int unused_dirty = 0, steps;
+	long nz = -1;
+
+	if (ioctl(fd, VDUSE_VQ_GET_INFO, &vi) || !vi.num)
+		return;
+	avail_len = 4 + 2 * (size_t)vi.num + 2;
+	desc = calloc(vi.num, sizeof(*desc));
+	avail = calloc(1, avail_len);
+	used = calloc(vi.num, sizeof(*used));
+	if (!check(read_iova(fd, vi.desc_addr, vi.num * sizeof(*desc), desc) &&
+		   read_iova(fd, vi.driver_addr, avail_len, avail), NULL,
+		   "vq %u descriptor table and avail ring read through IOTLB_GET_FD", idx))
+		goto out;
+	posted = avail[1];
+	for (i = 0; i < posted && i < vi.num; i++) {
+		head = avail[2 + i];
+		for (steps = 0; head < vi.num && steps < (int)vi.num; steps++) {
+			used[head] = true;
+			if (!(desc[head].flags & VRING_DESC_F_NEXT))
+				break;
+			head = desc[head].next;
+		}
+	}
+	for (i = 0; i < vi.num; i++)
+		if (!used[i] && first_nonzero(&desc[i], sizeof(desc[i])) >= 0)
+			unused_dirty++;
+	note("vq %u: %u buffers posted", idx, posted);
+	check(unused_dirty == 0, "non-zero descriptors",
+	      "vq %u: descriptors no posted buffer uses are zero (%d not)", idx, unused_dirty);
+	if (posted < vi.num) {
+		nz = first_nonzero(&avail[2 + posted], 2 * (vi.num - posted) + 2);
+		check(nz < 0, "non-zero byte",
+		      "vq %u: avail entries past avail->idx and used_event are zero (byte %ld)",
+		      idx, nz);
+	} else {
+		check(avail[2 + vi.num] == 0, "non-zero", "vq %u: used_event is zero", idx);
+	}
+	if (vi.device_addr > vi.driver_addr + avail_len &&
+	    vi.device_addr - (vi.driver_addr + avail_len) < 65536) {
+		gap_len = vi.device_addr - (vi.driver_addr + avail_len);
+		free(avail);
+		avail = calloc(1, gap_len);
+		if (check(read_iova(fd, vi.driver_addr + avail_len, gap_len, avail), NULL,
+			  "vq %u: the gap between avail and used ring reads", idx)) {
+			nz = first_nonzero(avail, gap_len);
+			check(nz < 0, "non-zero byte",
+			      "vq %u: the %zu-byte gap between avail and used ring is zero (byte %ld)",
+			      idx, gap_len, nz);
+		}
+	}
+out:
+	free(desc);
+	free(avail);
+	free(used);
+}
+
+/*
  * The rings are coherent allocations: zeroed pages in which only the
  * driver wrote.  Nothing has been used, so the used ring is all zero, and
  * so is the rest of the region behind it.
@@ -1091,6 +1161,8 @@ static void test_attached_net(void)
 	get_info_checked(fd, vi.desc_addr, "rx ring");
 	check_ring(fd, 0);
 	check_ring(fd, 1);
+	check_driver_area(fd, 0);
+	check_driver_area(fd, 1);
 	check_rx_bounce(fd, BOUNCE);
 	check_bounce_area(fd, BOUNCE);
 	mfd = get_fd_checked(fd, 0, &e, "bounce area");
