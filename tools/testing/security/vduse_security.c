@@ -1104,9 +1104,9 @@ static void test_umem_memlock(int fd, __u64 bounce)
 static void check_requests(const char *what)
 {
 	pthread_mutex_lock(&dl.lock);
-	note("%s: requests by type: %d GET_VQ_STATE, %d SET_STATUS, %d UPDATE_IOTLB, %d other",
-	     what, dl.count[0], dl.count[1], dl.count[2],
-	     dl.count[3] + dl.count[4] + dl.count[5] + dl.count[6] + dl.count[7]);
+	note("%s: %d GET_VQ_STATE, %d SET_STATUS, %d UPDATE_IOTLB, %d SET_VQ_READY, %d other",
+	     what, dl.count[0], dl.count[1], dl.count[2], dl.count[4],
+	     dl.count[3] + dl.count[5] + dl.count[6] + dl.count[7]);
 	check(dl.dirty == 0, dl.first_dirty,
 	      "%s: every request read has zero reserved words and nothing past its payload",
 	      what);
@@ -1323,6 +1323,55 @@ out:
 	close(ctl);
 }
 
+/* 7.3 VDUSE_F_QUEUE_READY: SET_VQ_READY requests are clean too. */
+static void test_queue_ready(void)
+{
+	static struct create c;
+	const char *n = dname("qr");
+	unsigned long long f = 1ULL << VDUSE_F_QUEUE_READY;
+	int ctl = ctl_open0(), fd;
+	long r;
+
+	r = sys(ioctl(ctl, VDUSE_SET_FEATURES, &f));
+	answer("set_features QUEUE_READY: %s", ename(r));
+	if (r < 0 && !ours && kver < 703) {
+		printf("# skip - [%s] SET_VQ_READY requests: stock before 7.3 has no QUEUE_READY\n",
+		       bits);
+		close(ctl);
+		return;
+	}
+	if (!check(r == 0, ename(r), "SET_FEATURES QUEUE_READY")) {
+		close(ctl);
+		return;
+	}
+	cfg_blk(&c, n);
+	if (!check(ioctl(ctl, VDUSE_CREATE_DEV, &c) == 0, strerror(errno),
+		   "CREATE_DEV of a QUEUE_READY block device")) {
+		close(ctl);
+		return;
+	}
+	fd = dev_open(n);
+	sysfs_write(dev_attr(n, "msg_timeout"), "10");
+	vq_setup(fd, 0, 64);
+	vq_setup(fd, 1, 64);
+	memset(dl.count, 0, sizeof(dl.count));
+	dl.dirty = 0;
+	dl.driver_ok = false;
+	devloop_start(&dl, fd);
+	if (check(vdpa_add_unbound(n) == 0, NULL, "vdpa dev add of the QUEUE_READY device")) {
+		check(vdpa_bind(n, "virtio_vdpa") == 0, NULL, "bind it to virtio_vdpa");
+		check(wait_driver_ok(&dl, 10000), NULL, "the QUEUE_READY device reached DRIVER_OK");
+		check(run("vdpa dev del %s", n) == 0, NULL,
+		      "vdpa dev del of the QUEUE_READY device");
+	}
+	check(dl.count[VDUSE_SET_VQ_READY] > 0, NULL, "the device saw SET_VQ_READY requests");
+	check_requests("QUEUE_READY device");
+	devloop_stop(&dl);
+	close(fd);
+	check(destroy(ctl, n) == 0, NULL, "DESTROY_DEV of the QUEUE_READY device");
+	close(ctl);
+}
+
 /* With max_iotlb_entries=N: N VMM mappings fit, the next one is refused. */
 static int iotlb_limit(int limit)
 {
@@ -1447,6 +1496,7 @@ int main(int argc, char **argv)
 		test_attached_net();
 	}
 	test_vhost();
+	test_queue_ready();
 	printf("# %d checks, %d failed\n", tests, failures);
 	return failures ? 1 : 0;
 }
