@@ -874,8 +874,11 @@ void *vduse_domain_alloc_coherent(struct vduse_iova_domain *domain,
 		goto err_iova;
 
 	spin_lock_irqsave(&domain->iotlb_lock, flags);
-	ret = vduse_domain_add_own_entry(domain, iova,
-					 iova + (npages << PAGE_SHIFT) - 1,
+	/*
+	 * The entry ends where the allocation does, not at its page end:
+	 * IOTLB_GET_FD reports the region the driver asked for.
+	 */
+	ret = vduse_domain_add_own_entry(domain, iova, iova + size - 1,
 					 virt_to_phys(vaddr));
 	spin_unlock_irqrestore(&domain->iotlb_lock, flags);
 	if (ret)

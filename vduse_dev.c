@@ -744,8 +744,10 @@ static void vduse_vq_track_start(struct vduse_virtqueue *vq)
 					  array_size(num, sizeof(*t.desc)));
 	t.avail = vduse_domain_coherent_va(domain, vq->driver_addr,
 					   struct_size(t.avail, ring, num));
+	/* With avail_event after the ring, as vring_size() counts it. */
 	t.used = vduse_domain_coherent_va(domain, vq->device_addr,
-					  struct_size(t.used, ring, num));
+					  struct_size(t.used, ring, num) +
+					  sizeof(__virtio16));
 	if (!t.desc || !t.avail || !t.used)
 		return;
 	t.inflight = kzalloc(num, GFP_KERNEL);
@@ -886,6 +888,13 @@ static unsigned int vduse_vq_fail_inflight(struct vduse_virtqueue *vq)
 		smp_wmb();	/* the entries before the index */
 		WRITE_ONCE(t->used->idx, __cpu_to_virtio16(true, t->used_idx));
 	}
+	/*
+	 * Ask for a kick on the next request, whatever the daemon asked
+	 * for last (it may have turned kicks off while polling).
+	 */
+	WRITE_ONCE(t->used->flags, 0);
+	WRITE_ONCE(*(__virtio16 *)&t->used->ring[t->num],
+		   __cpu_to_virtio16(true, t->avail_idx));
 	return failed;
 }
 
@@ -1595,19 +1604,30 @@ static void vduse_dev_dead_work(struct work_struct *work)
 					     struct vduse_dev, dead_work);
 	u32 i;
 
+	bool was_dead;
+
 	spin_lock(&dev->msg_lock);
 	if (READ_ONCE(dev->connected)) {
 		spin_unlock(&dev->msg_lock);
 		return;
 	}
+	was_dead = dev->dead;
 	WRITE_ONCE(dev->dead, true);
 	vduse_dev_mark_broken_locked(dev);
 	spin_unlock(&dev->msg_lock);
-	dev_warn(dev->dev, "daemon gone for %u s: failing its requests\n",
-		 READ_ONCE(dev->msg_timeout));
+	if (!was_dead)
+		dev_warn(dev->dev, "daemon gone for %u s: failing its requests\n",
+			 READ_ONCE(dev->msg_timeout));
 
 	for (i = 0; i < dev->vq_num; i++)
 		queue_work(vduse_irq_wq, &dev->vqs[i]->inject_work);
+	/*
+	 * Kicks fail new requests; look again every second in case the
+	 * driver does not kick (a daemon's last word may have been to turn
+	 * kicks off), for as long as a driver is attached.
+	 */
+	if (READ_ONCE(dev->vdev))
+		mod_delayed_work(system_dfl_wq, &dev->dead_work, HZ);
 }
 
 static int vduse_dev_open(struct inode *inode, struct file *file)
@@ -2789,6 +2809,8 @@ static void vduse_dev_put_vqs(struct vduse_dev *dev)
 static void vduse_dev_free(struct vduse_dev *dev)
 {
 	u32 i;
+
+	cancel_delayed_work_sync(&dev->dead_work);
 
 	if (dev->domains) {
 		for (i = 0; i < dev->nas; i++)

@@ -710,7 +710,7 @@ static void vduse_domain_test_coherent(struct kunit *test)
 
 	/* Its IOTLB entry: the domain file, file offset == IOVA. */
 	entry.start = iova;
-	entry.last = iova + PAGE_ALIGN(len) - 1;
+	entry.last = iova + len - 1;
 	entry.offset = iova;
 	kt_expect_region(test, kd, iova + 5, iova + 5, &entry);
 
