@@ -195,12 +195,14 @@ struct vduse_vq_track {
  * @kicked: a kick arrived while no eventfd was installed
  * @kicks: kicks passed on to the daemon (stats/kicks)
  * @kick_work: signals @kickfd where eventfds cannot be signalled directly
- * @irq_lock: protects @cb, @irq_affinity, @irq_effective_cpu and @irqs
+ * @irq_lock: protects @cb, @irq_affinity, @irq_effective_cpu, @irqs,
+ *	@failed and @track
  * @cb: interrupt callback of the driver
  * @irq_affinity: CPUs that may run the callback
  * @irq_effective_cpu: CPU that ran the last injection
  * @irqs: interrupts passed on to the driver, by enum vduse_irq_path
  * @inject_work: runs @cb
+ * @failed: requests of a daemon that is gone, failed by the module
  * @track: requests in flight, followed for a block device's split ring
  * @kobj: the "vqN" sysfs directory; its release frees the virtqueue
  *
@@ -231,6 +233,7 @@ struct vduse_virtqueue {
 	int irq_effective_cpu;
 	u64 irqs[VDUSE_IRQ_PATHS];
 	struct work_struct inject_work;
+	u64 failed;
 	struct vduse_vq_track track;
 
 	struct kobject kobj;
@@ -909,6 +912,7 @@ static void vduse_vq_run_cb(struct vduse_virtqueue *vq)
 	vduse_vq_track_update(vq);
 	if (unlikely(READ_ONCE(vq->dev->dead))) {
 		failed = vduse_vq_fail_inflight(vq);
+		vq->failed += failed;
 		if (failed)
 			dev_warn_ratelimited(vq->dev->dev,
 					     "vq %u: failed %u requests of a daemon that is gone\n",
@@ -2358,18 +2362,24 @@ static ssize_t bounce_size_store(struct device *device,
 	unsigned int size;
 	int ret;
 
+	mutex_lock(&dev->domain_lock);
+	/*
+	 * The domains are sized once, when they are created: from then on
+	 * every write is refused, whatever it says (as the stock module).
+	 */
+	if (dev->domains[0]) {
+		ret = -EPERM;
+		goto unlock;
+	}
 	ret = kstrtouint(buf, 10, &size);
 	if (ret)
-		return ret;
-	if (size < VDUSE_MIN_BOUNCE_SIZE || size > VDUSE_MAX_BOUNCE_SIZE)
-		return -EINVAL;
-
-	mutex_lock(&dev->domain_lock);
-	/* The domains are sized once, when they are created. */
-	if (dev->domains[0])
-		ret = -EPERM;
-	else
-		WRITE_ONCE(dev->bounce_size, round_down(size, PAGE_SIZE));
+		goto unlock;
+	if (size < VDUSE_MIN_BOUNCE_SIZE || size > VDUSE_MAX_BOUNCE_SIZE) {
+		ret = -EINVAL;
+		goto unlock;
+	}
+	WRITE_ONCE(dev->bounce_size, round_down(size, PAGE_SIZE));
+unlock:
 	mutex_unlock(&dev->domain_lock);
 	return ret ? ret : count;
 }
@@ -2395,10 +2405,12 @@ static const struct attribute_group vduse_dev_group = {
  * struct vduse_vq_stats - kick and interrupt counters
  * @kicks: kicks passed on to the daemon
  * @irqs: interrupts passed on to the driver, by enum vduse_irq_path
+ * @failed: requests of a gone daemon failed by the module
  */
 struct vduse_vq_stats {
 	u64 kicks;
 	u64 irqs[VDUSE_IRQ_PATHS];
+	u64 failed;
 };
 
 /* Add the counters of @vq to @stats. */
@@ -2414,6 +2426,7 @@ static void vduse_vq_add_stats(struct vduse_virtqueue *vq,
 	spin_lock_irq(&vq->irq_lock);
 	for (i = 0; i < VDUSE_IRQ_PATHS; i++)
 		stats->irqs[i] += vq->irqs[i];
+	stats->failed += vq->failed;
 	spin_unlock_irq(&vq->irq_lock);
 }
 
@@ -2459,6 +2472,7 @@ VDUSE_STAT_ATTR(irqs_deferred, vduse_vq_stats, vduse_dev_vq_stats,
 		irqs[VDUSE_IRQ_DEFERRED]);
 VDUSE_STAT_ATTR(irqs_irqfd, vduse_vq_stats, vduse_dev_vq_stats,
 		irqs[VDUSE_IRQ_IRQFD]);
+VDUSE_STAT_ATTR(requests_failed, vduse_vq_stats, vduse_dev_vq_stats, failed);
 
 static ssize_t config_irqs_show(struct device *device,
 				struct device_attribute *attr, char *buf)
@@ -2493,6 +2507,7 @@ static struct attribute *vduse_dev_stats_attrs[] = {
 	&dev_attr_irqs_inline.attr,
 	&dev_attr_irqs_deferred.attr,
 	&dev_attr_irqs_irqfd.attr,
+	&dev_attr_requests_failed.attr,
 	&dev_attr_config_irqs.attr,
 	&dev_attr_bounce_pages.attr,
 	NULL

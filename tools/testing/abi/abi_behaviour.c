@@ -1815,6 +1815,8 @@ static void test_attached_block(void)
 		    "attached twice", "a second vdpa dev add of the same device fails");
 	expect_errno(sysfs_write(dev_attr(n, "bounce_size"), "1048576"), EPERM,
 		     "bounce_size refuses changes once attached");
+	expect_errno(sysfs_write(dev_attr(n, "bounce_size"), "1073741825"), EPERM,
+		     "bounce_size once attached: EPERM before the range check");
 
 	devloop_clear(&dl);
 	fd = bind_with_handshake(n, fd, &child);

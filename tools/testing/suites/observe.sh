@@ -30,7 +30,7 @@ N=ob-blk
 T=3				# msg_timeout for the break, seconds
 SYS=/sys/class/vduse/$N
 STATS="msgs_sent msgs_failed msgs_timed_out kicks irqs_inline irqs_deferred
-irqs_irqfd config_irqs bounce_pages"
+irqs_irqfd requests_failed config_irqs bounce_pages"
 VQ_STATS="kicks irqs_inline irqs_deferred irqs_irqfd"
 EVENTS="vduse_msg_send vduse_msg_read vduse_msg_reply vduse_msg_timeout
 vduse_dev_broken vduse_vq_kick vduse_vq_inject_irq vduse_dev_inject_config_irq"
