@@ -29,8 +29,6 @@
  * first), 2 on bad usage.
  */
 #include <linux/vduse.h>
-#include <linux/genetlink.h>
-#include <linux/netlink.h>
 #include <linux/vdpa.h>
 #include <linux/virtio_blk.h>
 #include <linux/virtio_config.h>
@@ -42,10 +40,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "vdpa_nl.h"
 
 #define CTL_PATH	"/dev/vduse/control"
 #define AUTOPROBE	"/sys/bus/vdpa/drivers_autoprobe"
@@ -137,93 +136,8 @@ static int dev_destroy(const char *name)
 /* vDPA generic netlink (what "vdpa dev add/del" sends)                 */
 /* ------------------------------------------------------------------ */
 
-struct nlbuf {
-	struct nlmsghdr n;
-	struct genlmsghdr g;
-	char attrs[1024];
-};
-
-static int nl_fd = -1;
-static __u16 vdpa_family;
-static __u32 nl_seq;
-
-static void nla_put_str(struct nlmsghdr *n, int type, const char *str)
-{
-	struct nlattr *a = (struct nlattr *)((char *)n + NLMSG_ALIGN(n->nlmsg_len));
-	size_t len = strlen(str) + 1;
-
-	a->nla_type = type;
-	a->nla_len = NLA_HDRLEN + len;
-	memcpy((char *)a + NLA_HDRLEN, str, len);
-	n->nlmsg_len = NLMSG_ALIGN(n->nlmsg_len) + NLA_ALIGN(a->nla_len);
-}
-
-static void nl_init(struct nlbuf *m, __u16 type, __u8 cmd, __u8 version,
-		    __u16 flags)
-{
-	memset(m, 0, sizeof(*m));
-	m->n.nlmsg_len = NLMSG_LENGTH(GENL_HDRLEN);
-	m->n.nlmsg_type = type;
-	m->n.nlmsg_flags = NLM_F_REQUEST | flags;
-	m->n.nlmsg_seq = ++nl_seq;
-	m->g.cmd = cmd;
-	m->g.version = version;
-}
-
-/* Send m, read the answer into resp: 0 on a message or an ACK, else errno. */
-static int nl_talk(struct nlbuf *m, char *resp, size_t rlen)
-{
-	struct nlmsghdr *h;
-	ssize_t n;
-
-	if (send(nl_fd, m, m->n.nlmsg_len, 0) < 0)
-		return errno;
-	for (;;) {
-		n = recv(nl_fd, resp, rlen, 0);
-		if (n < 0)
-			return errno;
-		for (h = (struct nlmsghdr *)resp; NLMSG_OK(h, (size_t)n);
-		     h = NLMSG_NEXT(h, n)) {
-			if (h->nlmsg_seq != m->n.nlmsg_seq)
-				continue;
-			if (h->nlmsg_type == NLMSG_ERROR) {
-				struct nlmsgerr *e = NLMSG_DATA(h);
-
-				return e->error ? -e->error : 0;
-			}
-			return 0;
-		}
-	}
-}
-
-static int nl_open(void)
-{
-	char resp[8192];
-	struct nlbuf m;
-	struct nlmsghdr *h = (struct nlmsghdr *)resp;
-	struct nlattr *a;
-	int len, e;
-
-	nl_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
-	if (nl_fd < 0)
-		return errno;
-	nl_init(&m, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 1, 0);
-	nla_put_str(&m.n, CTRL_ATTR_FAMILY_NAME, VDPA_GENL_NAME);
-	e = nl_talk(&m, resp, sizeof(resp));
-	if (e)
-		return e;
-	len = h->nlmsg_len - NLMSG_LENGTH(GENL_HDRLEN);
-	a = (struct nlattr *)((char *)NLMSG_DATA(h) + GENL_HDRLEN);
-	while (len >= NLA_HDRLEN && a->nla_len >= NLA_HDRLEN && a->nla_len <= len) {
-		if ((a->nla_type & NLA_TYPE_MASK) == CTRL_ATTR_FAMILY_ID) {
-			memcpy(&vdpa_family, (char *)a + NLA_HDRLEN, 2);
-			return 0;
-		}
-		len -= NLA_ALIGN(a->nla_len);
-		a = (struct nlattr *)((char *)a + NLA_ALIGN(a->nla_len));
-	}
-	return ENOENT;
-}
+/* One socket: the benchmark runs in one thread. */
+static struct vdpa_nl nl = { .fd = -1 };
 
 /* Run "vdpa dev ARGS...": 0 or EIO. */
 static int run_vdpa(char *const argv[])
@@ -244,32 +158,21 @@ static int run_vdpa(char *const argv[])
 
 static int vdpa_dev_add(const char *name)
 {
-	char resp[4096];
-	struct nlbuf m;
-
 	if (use_tool) {
 		char *argv[] = { "vdpa", "dev", "add", "name", (char *)name,
 				 "mgmtdev", "vduse", NULL };
 		return run_vdpa(argv);
 	}
-	nl_init(&m, vdpa_family, VDPA_CMD_DEV_NEW, VDPA_GENL_VERSION, NLM_F_ACK);
-	nla_put_str(&m.n, VDPA_ATTR_MGMTDEV_DEV_NAME, "vduse");
-	nla_put_str(&m.n, VDPA_ATTR_DEV_NAME, name);
-	return nl_talk(&m, resp, sizeof(resp));
+	return vdpa_nl_dev_add(&nl, name);
 }
 
 static int vdpa_dev_del(const char *name)
 {
-	char resp[4096];
-	struct nlbuf m;
-
 	if (use_tool) {
 		char *argv[] = { "vdpa", "dev", "del", (char *)name, NULL };
 		return run_vdpa(argv);
 	}
-	nl_init(&m, vdpa_family, VDPA_CMD_DEV_DEL, VDPA_GENL_VERSION, NLM_F_ACK);
-	nla_put_str(&m.n, VDPA_ATTR_DEV_NAME, name);
-	return nl_talk(&m, resp, sizeof(resp));
+	return vdpa_nl_dev_del(&nl, name);
 }
 
 /* ------------------------------------------------------------------ */
@@ -375,7 +278,7 @@ int main(int argc, char **argv)
 			strerror(errno));
 		return 1;
 	}
-	if (!use_tool && (e = nl_open())) {
+	if (!use_tool && (e = vdpa_nl_open(&nl))) {
 		fprintf(stderr, "vduse_ctlbench: vdpa netlink family: %s\n",
 			strerror(e));
 		return 1;
