@@ -3184,7 +3184,7 @@ unlock:
  * indirect descriptors a smaller ring cannot hold it and the guest's
  * virtio core warns and drops the buffer.
  */
-#define VDUSE_NET_MIN_RING	(MAX_SKB_FRAGS + 2)
+#define VDUSE_NET_MIN_RING	((u32)(MAX_SKB_FRAGS + 2))
 
 /* Every virtqueue set up, with rings the device's driver can use. */
 static bool vduse_dev_vqs_set_up(struct vduse_dev *dev)
