@@ -147,8 +147,15 @@ check "vduse_msg_reply has a string field 'name' and 'latency_ns'" \
 	       grep -q 'latency_ns;' $TR/events/vduse/vduse_msg_reply/format"
 check "the device name can filter events" \
 	sh -c "echo 'name == \"$N\"' >$TR/events/vduse/vduse_vq_kick/filter"
+# Enabling a first event also hooks sched_switch and sched_wakeup to
+# record task names (options/record-cmd), which live-patches the
+# scheduler's hottest code; under TCG that patching once oopsed the guest
+# (int3 in ttwu_do_activate, both CPUs, not in this module).  The events
+# carry the device name, so the names are not needed: only the vduse
+# tracepoints' own call sites get patched.
 need "vduse trace events on, into an empty 2 MiB per-CPU buffer" \
 	sh -c "echo 0 >$TR/tracing_on && echo 2048 >$TR/buffer_size_kb &&
+	       echo 0 >$TR/options/record-cmd &&
 	       echo >$TR/trace && echo 1 >$TR/events/vduse/enable &&
 	       echo 1 >$TR/tracing_on"
 
@@ -192,12 +199,21 @@ else
 	check "CPU 1 only: interrupts deferred (at least one per 4 requests)" \
 		in_range $(($(st irqs_deferred) - def)) $((2 * IO_COUNT / 4)) $((4 * IO_COUNT))
 	check "interrupt affinity: CPU 0" set_affinity 1
-	inl=$(st irqs_inline) def=$(st irqs_deferred)
+	inl=$(st irqs_inline) def=$(st irqs_deferred) kck=$(st kicks)
 	check "I/O round 3 reads back what it wrote" io_round 2
-	check "CPU 0, the daemon's: no interrupt deferred" \
-		same irqs_deferred "$(st irqs_deferred)" "$def"
+	# Inline only when the driver kicked since the previous injection
+	# (a waiting driver); completions back to back with no kick between
+	# them (a deep queue) go to the worker.  This round's dd waits for
+	# each request, so nearly all are inline.
+	dinl=$(($(st irqs_inline) - inl)) ddef=$(($(st irqs_deferred) - def))
+	dkck=$(($(st kicks) - kck))
 	check "CPU 0, the daemon's: interrupts inline (at least one per 4 requests)" \
-		in_range $(($(st irqs_inline) - inl)) $((2 * IO_COUNT / 4)) $((4 * IO_COUNT))
+		in_range $dinl $((2 * IO_COUNT / 4)) $((4 * IO_COUNT))
+	# (+2: a kick just before the round on each queue counts for it)
+	check "CPU 0, the daemon's: each inline interrupt follows a kick ($dinl inline, $dkck kicks)" \
+		in_range $dinl 1 $((dkck + 2))
+	check "CPU 0, the daemon's: few deferred, at most one per 4 inline ($ddef deferred)" \
+		test $((ddef * 4)) -le $dinl
 fi
 
 # ---------------------------------------------------------------------------
