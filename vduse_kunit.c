@@ -2468,33 +2468,42 @@ static void vduse_msg_test_vq_counters(struct kunit *test)
 	dev->status = VIRTIO_CONFIG_S_DRIVER_OK;
 	KUNIT_EXPECT_EQ(test, vduse_vq_inject_irq(dev, index), 0);
 	vduse_vdpa_set_vq_cb(d->vdpa, 0, &cb);
-	/* Every CPU may take it: the callback runs in the ioctl. */
+	/*
+	 * Every CPU may take it and the driver kicked since the last
+	 * injection: the callback runs in the ioctl.
+	 */
+	vduse_vdpa_kick_vq(d->vdpa, 0);
 	KUNIT_EXPECT_EQ(test, vduse_vq_inject_irq(dev, index), 0);
 	KUNIT_EXPECT_EQ(test, atomic_read(calls), 1);
-	/* No CPU may: the unbound workqueue runs it. */
-	cpumask_clear(vq0->irq_affinity);
+	/* No kick since: a deep queue's completion, the workqueue runs it. */
 	KUNIT_EXPECT_EQ(test, vduse_vq_inject_irq(dev, index), 0);
 	flush_work(&vq0->inject_work);
 	KUNIT_EXPECT_EQ(test, atomic_read(calls), 2);
+	/* No CPU may: the unbound workqueue runs it. */
+	cpumask_clear(vq0->irq_affinity);
+	vduse_vdpa_kick_vq(d->vdpa, 0);
+	KUNIT_EXPECT_EQ(test, vduse_vq_inject_irq(dev, index), 0);
+	flush_work(&vq0->inject_work);
+	KUNIT_EXPECT_EQ(test, atomic_read(calls), 3);
 	dev->suspended = true;
 	KUNIT_EXPECT_EQ(test, vduse_vq_inject_irq(dev, index), 0);
 	dev->suspended = false;
-	KUNIT_EXPECT_EQ(test, atomic_read(calls), 2);
+	KUNIT_EXPECT_EQ(test, atomic_read(calls), 3);
 	KUNIT_EXPECT_EQ(test, vduse_dev_ioctl_inject_config_irq(dev), 0);
 	flush_work(&dev->inject_work);
 
 	vduse_vq_add_stats(vq0, &st0);
 	vduse_vq_add_stats(dev->vqs[1], &st1);
 	vduse_dev_vq_stats(dev, &sum);
-	KUNIT_EXPECT_EQ(test, st0.kicks, 1);
+	KUNIT_EXPECT_EQ(test, st0.kicks, 3);
 	KUNIT_EXPECT_EQ(test, st1.kicks, 2);
-	KUNIT_EXPECT_EQ(test, sum.kicks, 3);
+	KUNIT_EXPECT_EQ(test, sum.kicks, 5);
 	KUNIT_EXPECT_EQ(test, st0.irqs[VDUSE_IRQ_INLINE], 1);
-	KUNIT_EXPECT_EQ(test, st0.irqs[VDUSE_IRQ_DEFERRED], 1);
+	KUNIT_EXPECT_EQ(test, st0.irqs[VDUSE_IRQ_DEFERRED], 2);
 	KUNIT_EXPECT_EQ(test, st0.irqs[VDUSE_IRQ_IRQFD], 0);
 	KUNIT_EXPECT_EQ(test, st1.irqs[VDUSE_IRQ_INLINE], 0);
 	KUNIT_EXPECT_EQ(test, sum.irqs[VDUSE_IRQ_INLINE], 1);
-	KUNIT_EXPECT_EQ(test, sum.irqs[VDUSE_IRQ_DEFERRED], 1);
+	KUNIT_EXPECT_EQ(test, sum.irqs[VDUSE_IRQ_DEFERRED], 2);
 	KUNIT_EXPECT_EQ(test, atomic64_read(&dev->config_irqs), 1);
 }
 
