@@ -708,17 +708,23 @@ static void vduse_vq_kick_work(struct work_struct *work)
 	spin_unlock_irqrestore(&vq->kick_lock, flags);
 }
 
-/* The domain holding a virtqueue's rings, or NULL before the first attach. */
+/* The domain of a group's current address space (NULL before attach). */
+static struct vduse_iova_domain *
+vduse_group_domain(const struct vduse_vq_group *group)
+{
+	struct vduse_dev *dev = group->dev;
+	u32 asid = READ_ONCE(group->asid);
+
+	return dev->domains[array_index_nospec(asid, dev->nas)];
+}
+
+/* The domain holding a virtqueue's rings. */
 static struct vduse_iova_domain *vduse_vq_domain(struct vduse_virtqueue *vq)
 {
 	struct vduse_dev *dev = vq->dev;
-	u32 asid;
 
-	if (!dev->domains)
-		return NULL;
-	asid = READ_ONCE(dev->groups[array_index_nospec(vq->group,
-							dev->ngroups)].asid);
-	return dev->domains[array_index_nospec(asid, dev->nas)];
+	return vduse_group_domain(&dev->groups[array_index_nospec(vq->group,
+								  dev->ngroups)]);
 }
 
 /* Stop following a virtqueue's requests.  irq_lock held. */
@@ -1481,15 +1487,7 @@ static const struct vdpa_config_ops vduse_vdpa_suspend_ops = {
 
 static struct vduse_iova_domain *vduse_map_domain(union virtio_map map)
 {
-	struct vduse_vq_group *group = map.group;
-	struct vduse_dev *dev;
-	u32 asid;
-
-	if (!group)
-		return NULL;
-	dev = group->dev;
-	asid = READ_ONCE(group->asid);
-	return dev->domains[array_index_nospec(asid, dev->nas)];
+	return map.group ? vduse_group_domain(map.group) : NULL;
 }
 
 static dma_addr_t vduse_map_map_page(union virtio_map map, struct page *page,
@@ -1609,9 +1607,8 @@ static void vduse_dev_dead_work(struct work_struct *work)
 {
 	struct vduse_dev *dev = container_of(to_delayed_work(work),
 					     struct vduse_dev, dead_work);
-	u32 i;
-
 	bool was_dead;
+	u32 i;
 
 	spin_lock(&dev->msg_lock);
 	if (READ_ONCE(dev->connected)) {
