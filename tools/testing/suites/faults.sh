@@ -58,7 +58,6 @@ HOST=vduse_hostile
 CTL=$TOOLS/vduse_ctl
 T=3				# msg_timeout of devices whose daemon stays dead, s
 TW=10				# the same where a request must be seen waiting first
-MODS="vduse vdpa vhost_iotlb vhost_vdpa virtio_vdpa"
 if [ "${SOAK:-0}" != 0 ]; then
 	ROUNDS=${ROUNDS:-10}
 else
@@ -131,19 +130,6 @@ teardown() {
 }
 NEED_TEARDOWN=teardown
 trap teardown EXIT
-
-refcounts() {
-	local m
-	for m in $MODS; do
-		printf '%s=%s ' "$m" "$(mod_refcnt "$m")"
-	done
-}
-
-no_devices() {
-	local left
-	left=$(ls /dev/vduse 2>/dev/null | grep -vx control)
-	[ -z "$left" ] || { echo "left: $left"; return 1; }
-}
 
 # mem_snap FILE: "SUnreclaim-kB MemAvailable-kB", after dropping caches.
 mem_snap() {

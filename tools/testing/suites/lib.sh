@@ -49,6 +49,23 @@ wait_for() {
 
 is_loaded() { grep -q "^$1 " /proc/modules; }
 mod_refcnt() { awk -v m="$1" '$1 == m { print $3 }' /proc/modules; }
+
+# The modules of the VDUSE stack, and their reference counts as one line
+# of "name=count" pairs, to compare before and after.
+MODS="vduse vdpa vhost_iotlb vhost_vdpa virtio_vdpa"
+refcounts() {
+	local m
+	for m in $MODS; do
+		printf '%s=%s ' "$m" "$(mod_refcnt "$m")"
+	done
+}
+
+# No device node but the control node is left.
+no_devices() {
+	local left
+	left=$(ls /dev/vduse 2>/dev/null | grep -vx control)
+	[ -z "$left" ] || { echo "left: $left"; return 1; }
+}
 load_ours() { insmod "$OURS_KO"; }
 load_stock() { modprobe vduse; }
 unload_vduse() { rmmod vduse; }

@@ -28,7 +28,6 @@ CTL=$TOOLS/vduse_ctl
 BLK=lc-blk			# the export cycled 100 times
 CYCLES=100
 T=6				# msg_timeout for the break tests, seconds
-MODS="vduse vdpa vhost_iotlb vhost_vdpa virtio_vdpa"
 AUTOPROBE=/sys/bus/vdpa/drivers_autoprobe
 SUITE_START=$(date +%s)
 
@@ -59,19 +58,6 @@ probe_has() {
 	done
 	[ $rc -eq 0 ] || echo "probe: $(tr '\n' ' ' <<<"$out")"
 	return $rc
-}
-
-refcounts() {
-	local m
-	for m in $MODS; do
-		printf '%s=%s ' "$m" "$(mod_refcnt "$m")"
-	done
-}
-
-no_devices() {
-	local left
-	left=$(ls /dev/vduse 2>/dev/null | grep -vx control)
-	[ -z "$left" ] || { echo "left: $left"; return 1; }
 }
 
 autoprobe_saved=
