@@ -2031,23 +2031,44 @@ static void vduse_vq_irq_injected(struct vduse_virtqueue *vq,
 	trace_vduse_vq_inject_irq(vq->dev->name, vq->index, path, cpu);
 }
 
-/* Next online CPU of the affinity mask, round robin.  irq_lock held. */
-static int vduse_vq_next_cpu(struct vduse_virtqueue *vq)
+/*
+ * Next online CPU of the affinity mask, round robin, other than @self
+ * unless @self is the only one.  -1 when the mask has no online CPU.
+ * irq_lock held.
+ */
+static int vduse_vq_next_cpu(struct vduse_virtqueue *vq, int self)
 {
-	int cpu;
+	int cpu = vq->irq_effective_cpu;
+	int i;
 
-	cpu = cpumask_next_and(vq->irq_effective_cpu, vq->irq_affinity,
-			       cpu_online_mask);
-	if (cpu >= nr_cpu_ids)
-		cpu = cpumask_first_and(vq->irq_affinity, cpu_online_mask);
-	vq->irq_effective_cpu = cpu < nr_cpu_ids ? cpu : -1;
-	return vq->irq_effective_cpu;
+	for (i = 0; i < 2; i++) {
+		cpu = cpumask_next_and(cpu, vq->irq_affinity, cpu_online_mask);
+		if (cpu >= nr_cpu_ids)
+			cpu = cpumask_first_and(vq->irq_affinity,
+						cpu_online_mask);
+		if (cpu >= nr_cpu_ids) {
+			cpu = -1;
+			break;
+		}
+		if (cpu != self)
+			break;
+	}
+	vq->irq_effective_cpu = cpu;
+	return cpu;
+}
+
+/* Is @cpu the only online CPU of the affinity mask?  irq_lock held. */
+static bool vduse_vq_only_cpu(struct vduse_virtqueue *vq, int cpu)
+{
+	return cpumask_first_and(vq->irq_affinity, cpu_online_mask) == cpu &&
+	       cpumask_next_and(cpu, vq->irq_affinity, cpu_online_mask) >=
+	       nr_cpu_ids;
 }
 
 static long vduse_vq_inject_irq(struct vduse_dev *dev, void __user *argp)
 {
 	struct vduse_virtqueue *vq;
-	bool inline_ok;
+	bool kicked;
 	long ret = 0;
 	u64 kicks;
 	u32 index;
@@ -2078,7 +2099,7 @@ static long vduse_vq_inject_irq(struct vduse_dev *dev, void __user *argp)
 	 * The daemon runs on a CPU the driver takes this interrupt on: run
 	 * the callback here, with interrupts off as a handler would, rather
 	 * than wake a worker (a context switch, often a second CPU, for
-	 * every completion).  Elsewhere, a worker on the next allowed CPU.
+	 * every completion).
 	 *
 	 * Only when the driver kicked since the last interrupt, though: then
 	 * it waits for this completion (a shallow queue, where latency
@@ -2087,15 +2108,20 @@ static long vduse_vq_inject_irq(struct vduse_dev *dev, void __user *argp)
 	 * driver's interrupt (its used event index) before the daemon's
 	 * next completion, so a daemon that honours the index injects once
 	 * per request, and the callback runs once per request on the
-	 * daemon's CPU; run from the worker, it leaves the interrupt
-	 * suppressed meanwhile and the daemon skips most injections (at
-	 * QD32, one per 15 to 30 requests).
+	 * daemon's CPU; run from a worker on another CPU, it leaves the
+	 * interrupt suppressed meanwhile, the daemon skips most injections
+	 * (at QD32, one per 15 to 30 requests) and keeps its CPU.
+	 *
+	 * The worker goes to another allowed CPU than the daemon's.  When
+	 * the daemon's CPU is the only one allowed (a queue per CPU), a
+	 * worker there would only add a context switch: run it here.
 	 */
 	cpu = smp_processor_id();
 	kicks = READ_ONCE(vq->kicks);
-	inline_ok = kicks != vq->irq_kicks;
+	kicked = kicks != vq->irq_kicks;
 	vq->irq_kicks = kicks;
-	if (inline_ok && cpumask_test_cpu(cpu, vq->irq_affinity)) {
+	if (cpumask_test_cpu(cpu, vq->irq_affinity) &&
+	    (kicked || vduse_vq_only_cpu(vq, cpu))) {
 		vq->irq_effective_cpu = cpu;
 		if (READ_ONCE(vq->ready) && vq->cb.callback) {
 			vduse_vq_irq_injected(vq, VDUSE_IRQ_INLINE, cpu);
@@ -2103,7 +2129,7 @@ static long vduse_vq_inject_irq(struct vduse_dev *dev, void __user *argp)
 		}
 		goto unlock;
 	}
-	cpu = vduse_vq_next_cpu(vq);
+	cpu = vduse_vq_next_cpu(vq, cpu);
 	vduse_vq_irq_injected(vq, VDUSE_IRQ_DEFERRED, cpu);
 	if (cpu < 0)
 		queue_work(vduse_irq_wq, &vq->inject_work);

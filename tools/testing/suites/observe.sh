@@ -12,7 +12,9 @@
 #    answered; kicks and interrupts, no more than the disk's requests;
 #    the per-queue counters add up to the device's;
 #  - with the daemon pinned to CPU 0, an interrupt affinity of CPU 1 makes
-#    every injection deferred and one of CPU 0 every injection inline;
+#    every injection deferred and one of CPU 0 every injection inline; with
+#    both CPUs and a deep queue, injections run inline only after a kick
+#    and the others are deferred to CPU 1, never to the daemon's CPU;
 #  - the trace events, on from before the attach, match the counters one
 #    for one: sends, reads and replies per message, one event per kick
 #    and per interrupt, by path;
@@ -36,6 +38,7 @@ EVENTS="vduse_msg_send vduse_msg_read vduse_msg_reply vduse_msg_timeout
 vduse_dev_broken vduse_vq_kick vduse_vq_inject_irq vduse_dev_inject_config_irq"
 IO_BS=65536
 IO_COUNT=16			# one round: 16 writes and 16 reads of 64 KiB
+DEEP_IOS=1024			# round 4: 4 KiB reads at QD32
 TR=
 
 ms() { date +%s%3N; }
@@ -199,21 +202,38 @@ else
 	check "CPU 1 only: interrupts deferred (at least one per 4 requests)" \
 		in_range $(($(st irqs_deferred) - def)) $((2 * IO_COUNT / 4)) $((4 * IO_COUNT))
 	check "interrupt affinity: CPU 0" set_affinity 1
-	inl=$(st irqs_inline) def=$(st irqs_deferred) kck=$(st kicks)
+	inl=$(st irqs_inline) def=$(st irqs_deferred)
 	check "I/O round 3 reads back what it wrote" io_round 2
-	# Inline only when the driver kicked since the previous injection
-	# (a waiting driver); completions back to back with no kick between
-	# them (a deep queue) go to the worker.  This round's dd waits for
-	# each request, so nearly all are inline.
+	# The daemon's CPU is the only one allowed: a worker there would only
+	# add a context switch, so every injection runs inline.
+	dinl=$(($(st irqs_inline) - inl)) ddef=$(($(st irqs_deferred) - def))
+	check "CPU 0 only, the daemon's: interrupts inline (at least one per 4 requests)" \
+		in_range $dinl $((2 * IO_COUNT / 4)) $((4 * IO_COUNT))
+	check "CPU 0 only, the daemon's: none deferred" same deferred $ddef 0
+	# Both CPUs, a deep queue (fio, QD32 on CPU 1): inline only when the
+	# driver kicked since the previous injection (a waiting driver);
+	# completions back to back with no kick between them go to a worker,
+	# on CPU 1: never on the daemon's CPU while another one is allowed.
+	check "interrupt affinity: CPU 0 and 1" set_affinity 3
+	inl=$(st irqs_inline) def=$(st irqs_deferred) kck=$(st kicks)
+	dcpu0=$(events vduse_vq_inject_irq 'vq=[01] path=deferred cpu=0')
+	check "I/O round 4: fio, 4 KiB random reads at QD32 from CPU 1" \
+		timeout 120 fio --name=deep --filename="$DEV" --direct=1 \
+		--ioengine=libaio --rw=randread --bs=4k --iodepth=32 \
+		--number_ios=$DEEP_IOS --size=16m --cpus_allowed=1 \
+		--output=/dev/null
 	dinl=$(($(st irqs_inline) - inl)) ddef=$(($(st irqs_deferred) - def))
 	dkck=$(($(st kicks) - kck))
-	check "CPU 0, the daemon's: interrupts inline (at least one per 4 requests)" \
-		in_range $dinl $((2 * IO_COUNT / 4)) $((4 * IO_COUNT))
+	echo "# round 4: $dinl inline, $ddef deferred, $dkck kicks"
 	# (+2: a kick just before the round on each queue counts for it)
-	check "CPU 0, the daemon's: each inline interrupt follows a kick ($dinl inline, $dkck kicks)" \
-		in_range $dinl 1 $((dkck + 2))
-	check "CPU 0, the daemon's: few deferred, at most one per 4 inline ($ddef deferred)" \
-		test $((ddef * 4)) -le $dinl
+	check "both CPUs: each inline interrupt follows a kick ($dinl inline, $dkck kicks)" \
+		in_range $dinl 0 $((dkck + 2))
+	check "both CPUs: the deep queue's interrupts add up (at least one per 32 requests)" \
+		in_range $((dinl + ddef)) $((DEEP_IOS / 32)) $((DEEP_IOS + 16))
+	check "both CPUs: no deferred interrupt on the daemon's CPU 0" \
+		same "deferred on CPU 0" \
+		"$(events vduse_vq_inject_irq 'vq=[01] path=deferred cpu=0')" "$dcpu0"
+	check "interrupt affinity: every CPU again" set_affinity "$(printf %x $(((1 << $(nproc)) - 1)))"
 fi
 
 # ---------------------------------------------------------------------------
