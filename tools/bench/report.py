@@ -53,14 +53,16 @@ def rows_for(devices):
 
 def kernel_kb(text):
     """Kernel memory in kB from a ';'-joined /proc/meminfo: what is neither
-    free, nor page cache, nor anonymous user memory."""
+    free (MemFree, and PcpFree: the free pages on the per-CPU lists, which
+    bench.sh adds from /proc/zoneinfo), nor page cache, nor anonymous user
+    memory."""
     m = {}
     for line in text.split(";"):
         parts = line.split()
         if len(parts) >= 2 and parts[0].endswith(":"):
             m[parts[0][:-1]] = int(parts[1])
-    k = (m["MemTotal"] - m["MemFree"] - m.get("Buffers", 0) - m.get("Cached", 0)
-         - m.get("SwapCached", 0) - m.get("AnonPages", 0))
+    k = (m["MemTotal"] - m["MemFree"] - m.get("PcpFree", 0) - m.get("Buffers", 0)
+         - m.get("Cached", 0) - m.get("SwapCached", 0) - m.get("AnonPages", 0))
     return k, m
 
 
@@ -261,8 +263,8 @@ def main():
         md.append("")
         mem = extra["memory"]
         if mem:
-            md.append("Kernel memory: MemTotal - MemFree - Buffers - Cached - SwapCached - "
-                      "AnonPages, after dropping caches, from before the device existed to "
+            md.append("Kernel memory: MemTotal - MemFree - PcpFree - Buffers - Cached - "
+                      "SwapCached - AnonPages, after dropping caches, from before the device existed to "
                       "the idle device after the burst (median; Slab and Percpu are part of it):")
             md.append("")
             for case in sorted(mem):
