@@ -41,6 +41,7 @@
 #include <linux/cdev.h>
 #include <linux/compat.h>
 #include <linux/cpumask.h>
+#include <linux/debugfs.h>
 #include <linux/device.h>
 #include <linux/dma-mapping.h>
 #include <linux/eventfd.h>
@@ -53,6 +54,7 @@
 #include <linux/nospec.h>
 #include <linux/poll.h>
 #include <linux/sched.h>
+#include <linux/seq_file.h>
 #include <linux/skbuff.h>
 #include <linux/slab.h>
 #include <linux/string.h>
@@ -121,9 +123,9 @@ MODULE_PARM_DESC(max_iotlb_entries,
  *     the two message lists, request ids, the broken flag and the
  *     message counters.
  *
- * The counters of stats/ sit under the lock their path already holds:
- * kicks under kick_lock, interrupts under irq_lock, messages under
- * msg_lock.  A hot path pays one plain increment on a line it owns.
+ * The counters (debugfs vduse/stats) sit under the lock their path
+ * already holds: kicks under kick_lock, interrupts under irq_lock,
+ * messages under msg_lock.  A hot path pays one plain increment on a line it owns.
  * Config interrupts, counted where no lock is held, use an atomic.
  *
  * No lock is held while the kernel waits for a reply from the daemon: the
@@ -193,7 +195,7 @@ struct vduse_vq_track {
  * @kick_lock: protects @kickfd, @kicked and @kicks
  * @kickfd: eventfd signalled on kicks, or NULL
  * @kicked: a kick arrived while no eventfd was installed
- * @kicks: kicks passed on to the daemon (stats/kicks)
+ * @kicks: kicks passed on to the daemon (vduse/stats "kicks")
  * @kick_work: signals @kickfd where eventfds cannot be signalled directly
  * @irq_lock: protects @cb, @irq_affinity, @irq_effective_cpu, @irqs,
  *	@failed and @track
@@ -308,7 +310,7 @@ struct vduse_msg_stats {
  * @irq_lock: protects @config_cb
  * @config_cb: config change callback of the driver
  * @inject_work: runs @config_cb
- * @config_irqs: config interrupts injected (stats/config_irqs)
+ * @config_irqs: config interrupts injected (vduse/stats "config_irqs")
  * @msg_lock: protects @send_list, @recv_list, @msg_unique, @broken and
  *	@msg_stats
  * @send_list: requests waiting to be read
@@ -320,7 +322,7 @@ struct vduse_msg_stats {
  *	flight were failed and new ones fail at once
  * @dead_work: declares the device dead @msg_timeout after the daemon
  *	closed it, unless it comes back (vduse_dev_dead_work())
- * @msg_stats: message counters (stats/)
+ * @msg_stats: message counters (vduse/stats)
  * @msg_timeout: seconds to wait for a reply, 0 = forever
  * @domain_lock: protects @domains contents, @bounce_size and umem
  * @domains: one IOVA domain per address space, created on first attach
@@ -2438,9 +2440,11 @@ static const struct attribute_group vduse_dev_group = {
 };
 
 /*
- * sysfs: /sys/class/vduse/$NAME/stats/: counters, read only.  Each is
- * read under the lock its writers hold (see the locking rules), so a
- * value is never torn, also on 32-bit machines.
+ * debugfs: vduse/stats, the counters of every device and virtqueue in one
+ * table (a file per counter and device would make creating a device
+ * markedly slower).  Each counter is read under the lock its writers hold
+ * (see the locking rules), so a value is never torn, also on 32-bit
+ * machines.
  */
 
 /**
@@ -2491,44 +2495,14 @@ static void vduse_dev_msg_stats(struct vduse_dev *dev,
 	spin_unlock(&dev->msg_lock);
 }
 
-/* A stats/ attribute showing one field of a counter snapshot. */
-#define VDUSE_STAT_ATTR(_name, _type, _get, _field)			\
-static ssize_t _name##_show(struct device *device,			\
-			    struct device_attribute *attr, char *buf)	\
-{									\
-	struct _type stats;						\
-									\
-	_get(dev_get_drvdata(device), &stats);				\
-	return sysfs_emit(buf, "%llu\n", stats._field);		\
-}									\
-static DEVICE_ATTR_RO(_name)
+/* Characters escaped in the names of vduse/stats. */
+#define VDUSE_STATS_ESC		" \t\n\\="
 
-VDUSE_STAT_ATTR(msgs_sent, vduse_msg_stats, vduse_dev_msg_stats, sent);
-VDUSE_STAT_ATTR(msgs_failed, vduse_msg_stats, vduse_dev_msg_stats, failed);
-VDUSE_STAT_ATTR(msgs_timed_out, vduse_msg_stats, vduse_dev_msg_stats,
-		timeouts);
-VDUSE_STAT_ATTR(kicks, vduse_vq_stats, vduse_dev_vq_stats, kicks);
-VDUSE_STAT_ATTR(irqs_inline, vduse_vq_stats, vduse_dev_vq_stats,
-		irqs[VDUSE_IRQ_INLINE]);
-VDUSE_STAT_ATTR(irqs_deferred, vduse_vq_stats, vduse_dev_vq_stats,
-		irqs[VDUSE_IRQ_DEFERRED]);
-VDUSE_STAT_ATTR(irqs_irqfd, vduse_vq_stats, vduse_dev_vq_stats,
-		irqs[VDUSE_IRQ_IRQFD]);
-VDUSE_STAT_ATTR(requests_failed, vduse_vq_stats, vduse_dev_vq_stats, failed);
+/* debugfs directory "vduse", or an error pointer when debugfs is off. */
+static struct dentry *vduse_debugfs;
 
-static ssize_t config_irqs_show(struct device *device,
-				struct device_attribute *attr, char *buf)
+static unsigned long vduse_dev_bounce_pages(struct vduse_dev *dev)
 {
-	struct vduse_dev *dev = dev_get_drvdata(device);
-
-	return sysfs_emit(buf, "%lld\n", atomic64_read(&dev->config_irqs));
-}
-static DEVICE_ATTR_RO(config_irqs);
-
-static ssize_t bounce_pages_show(struct device *device,
-				 struct device_attribute *attr, char *buf)
-{
-	struct vduse_dev *dev = dev_get_drvdata(device);
 	unsigned long pages = 0;
 	u32 i;
 
@@ -2537,36 +2511,60 @@ static ssize_t bounce_pages_show(struct device *device,
 		if (dev->domains[i])
 			pages += vduse_domain_bounce_pages(dev->domains[i]);
 	mutex_unlock(&dev->domain_lock);
-	return sysfs_emit(buf, "%lu\n", pages);
+	return pages;
 }
-static DEVICE_ATTR_RO(bounce_pages);
 
-static struct attribute *vduse_dev_stats_attrs[] = {
-	&dev_attr_msgs_sent.attr,
-	&dev_attr_msgs_failed.attr,
-	&dev_attr_msgs_timed_out.attr,
-	&dev_attr_kicks.attr,
-	&dev_attr_irqs_inline.attr,
-	&dev_attr_irqs_deferred.attr,
-	&dev_attr_irqs_irqfd.attr,
-	&dev_attr_requests_failed.attr,
-	&dev_attr_config_irqs.attr,
-	&dev_attr_bounce_pages.attr,
-	NULL
-};
+static void vduse_stats_show_vq(struct seq_file *m,
+				const struct vduse_vq_stats *st)
+{
+	seq_printf(m, " kicks=%llu irqs_inline=%llu irqs_deferred=%llu irqs_irqfd=%llu requests_failed=%llu\n",
+		   st->kicks, st->irqs[VDUSE_IRQ_INLINE],
+		   st->irqs[VDUSE_IRQ_DEFERRED], st->irqs[VDUSE_IRQ_IRQFD],
+		   st->failed);
+}
 
-static const struct attribute_group vduse_dev_stats_group = {
-	.name = "stats",
-	.attrs = vduse_dev_stats_attrs,
-};
+/*
+ * One line per device, then one per virtqueue ("NAME/vqN"); names are
+ * escaped (octal) where they hold white space, '\\' or '='.  vduse_lock
+ * keeps the devices alive meanwhile.
+ */
+static int vduse_stats_show(struct seq_file *m, void *v)
+{
+	struct vduse_msg_stats msgs;
+	struct vduse_vq_stats vqs;
+	struct vduse_dev *dev;
+	unsigned long id;
+	u32 i;
+
+	mutex_lock(&vduse_lock);
+	xa_for_each(&vduse_devs, id, dev) {
+		vduse_dev_msg_stats(dev, &msgs);
+		vduse_dev_vq_stats(dev, &vqs);
+		seq_escape(m, dev->name, VDUSE_STATS_ESC);
+		seq_printf(m, " msgs_sent=%llu msgs_failed=%llu msgs_timed_out=%llu config_irqs=%lld bounce_pages=%lu",
+			   msgs.sent, msgs.failed, msgs.timeouts,
+			   atomic64_read(&dev->config_irqs),
+			   vduse_dev_bounce_pages(dev));
+		vduse_stats_show_vq(m, &vqs);
+		for (i = 0; i < dev->vq_num; i++) {
+			memset(&vqs, 0, sizeof(vqs));
+			vduse_vq_add_stats(dev->vqs[i], &vqs);
+			seq_escape(m, dev->name, VDUSE_STATS_ESC);
+			seq_printf(m, "/vq%u", i);
+			vduse_stats_show_vq(m, &vqs);
+		}
+	}
+	mutex_unlock(&vduse_lock);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(vduse_stats);
 
 static const struct attribute_group *vduse_dev_groups[] = {
 	&vduse_dev_group,
-	&vduse_dev_stats_group,
 	NULL
 };
 
-/* sysfs: /sys/class/vduse/$NAME/vqN/{irq_cb_affinity,stats/} */
+/* sysfs: /sys/class/vduse/$NAME/vqN/irq_cb_affinity */
 
 struct vduse_vq_attribute {
 	struct attribute attr;
@@ -2617,63 +2615,8 @@ static const struct attribute_group vduse_vq_group = {
 	.attrs = vduse_vq_attrs,
 };
 
-/* vqN/stats/: the counters of stats/, for this queue alone. */
-
-static ssize_t vduse_vq_stat_show(struct vduse_virtqueue *vq, char *buf,
-				  int irq_path)
-{
-	struct vduse_vq_stats stats = {};
-
-	vduse_vq_add_stats(vq, &stats);
-	return sysfs_emit(buf, "%llu\n",
-			  irq_path < 0 ? stats.kicks : stats.irqs[irq_path]);
-}
-
-static ssize_t vq_kicks_show(struct vduse_virtqueue *vq, char *buf)
-{
-	return vduse_vq_stat_show(vq, buf, -1);
-}
-
-static ssize_t vq_irqs_inline_show(struct vduse_virtqueue *vq, char *buf)
-{
-	return vduse_vq_stat_show(vq, buf, VDUSE_IRQ_INLINE);
-}
-
-static ssize_t vq_irqs_deferred_show(struct vduse_virtqueue *vq, char *buf)
-{
-	return vduse_vq_stat_show(vq, buf, VDUSE_IRQ_DEFERRED);
-}
-
-static ssize_t vq_irqs_irqfd_show(struct vduse_virtqueue *vq, char *buf)
-{
-	return vduse_vq_stat_show(vq, buf, VDUSE_IRQ_IRQFD);
-}
-
-static struct vduse_vq_attribute vduse_vq_attr_kicks =
-	__ATTR(kicks, 0444, vq_kicks_show, NULL);
-static struct vduse_vq_attribute vduse_vq_attr_irqs_inline =
-	__ATTR(irqs_inline, 0444, vq_irqs_inline_show, NULL);
-static struct vduse_vq_attribute vduse_vq_attr_irqs_deferred =
-	__ATTR(irqs_deferred, 0444, vq_irqs_deferred_show, NULL);
-static struct vduse_vq_attribute vduse_vq_attr_irqs_irqfd =
-	__ATTR(irqs_irqfd, 0444, vq_irqs_irqfd_show, NULL);
-
-static struct attribute *vduse_vq_stats_attrs[] = {
-	&vduse_vq_attr_kicks.attr,
-	&vduse_vq_attr_irqs_inline.attr,
-	&vduse_vq_attr_irqs_deferred.attr,
-	&vduse_vq_attr_irqs_irqfd.attr,
-	NULL
-};
-
-static const struct attribute_group vduse_vq_stats_group = {
-	.name = "stats",
-	.attrs = vduse_vq_stats_attrs,
-};
-
 static const struct attribute_group *vduse_vq_groups[] = {
 	&vduse_vq_group,
-	&vduse_vq_stats_group,
 	NULL
 };
 
@@ -3428,6 +3371,10 @@ static int __init vduse_init(void)
 	if (ret)
 		goto err_wq;
 
+	/* Counters only: the module works without them (debugfs off). */
+	vduse_debugfs = debugfs_create_dir("vduse", NULL);
+	debugfs_create_file("stats", 0444, vduse_debugfs, NULL,
+			    &vduse_stats_fops);
 	return 0;
 
 err_wq:
@@ -3451,6 +3398,7 @@ module_init(vduse_init);
 static void __exit vduse_exit(void)
 {
 	/* Every device holds a module reference: none is left here. */
+	debugfs_remove_recursive(vduse_debugfs);
 	vduse_mgmt_exit();
 	vduse_wq_exit();
 	cdev_del(&vduse_cdev);

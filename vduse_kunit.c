@@ -14,7 +14,7 @@
  *                  arguments, the split of the bounce size, config space
  *   vduse_msg      the message channel: requests, replies, timeouts,
  *                  and the vdpa ops that talk to the daemon; the counters
- *                  of stats/ and vqN/stats/
+ *                  of vduse/stats
  *   vduse_track    the requests a block device's split ring has in
  *                  flight, and how they fail when the daemon is gone
  *
@@ -2378,7 +2378,7 @@ static void vduse_msg_test_reset(struct kunit *test)
 	KUNIT_EXPECT_FALSE(test, dev->broken);
 }
 
-/* stats/: requests sent, failed replies, timeouts. */
+/* vduse/stats: requests sent, failed replies, timeouts. */
 static void vduse_msg_test_counters(struct kunit *test)
 {
 	struct kt_daemon *d = kt_daemon(test, 0, 0, 0);

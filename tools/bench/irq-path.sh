@@ -14,7 +14,7 @@
 # with it set to CPU 0 only, so that the callback goes through the
 # workqueue (as the stock module always does).  Prints one line per run,
 # "irq-path ROUND MODE RW QD IOPS INJECTIONS", INJECTIONS being the
-# VDUSE_VQ_INJECT_IRQ calls of the daemon (vq0/stats): a callback run
+# VDUSE_VQ_INJECT_IRQ calls of the daemon (vq0 in debugfs vduse/stats): a callback run
 # inline re-arms the driver's interrupt at once, so a daemon honouring
 # the used event index injects once per request; from the workqueue it
 # stays suppressed a while and most injections are skipped.
@@ -23,7 +23,6 @@ cd /tmp || exit 1
 
 ROUNDS=${1:-5}
 NAME=irqpath
-STATS=/sys/class/vduse/$NAME/vq0/stats
 
 qsd_up() {
 	taskset -c 1 qemu-storage-daemon \
@@ -35,7 +34,9 @@ qsd_up() {
 		wait_for 30 vdpa_blkdev "$NAME"
 }
 
-injections() { echo $(($(cat "$STATS/irqs_inline") + $(cat "$STATS/irqs_deferred"))); }
+injections() {
+	echo $(($(vduse_stat $NAME/vq0 irqs_inline) + $(vduse_stat $NAME/vq0 irqs_deferred)))
+}
 
 run() {	# run ROUND MODE RW QD
 	local before iops

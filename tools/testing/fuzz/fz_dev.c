@@ -544,6 +544,8 @@ static void op_dev_ioctl_random(struct fz *f)
 /* ------------------------------------------------------------------ */
 /* sysfs                                                               */
 
+#define FZ_STATS "/sys/kernel/debug/vduse/stats"
+
 static void op_dev_sysfs(struct fz *f)
 {
 	static const char *const timeouts[] = {
@@ -559,6 +561,7 @@ static void op_dev_sysfs(struct fz *f)
 	};
 	int name = fz_name(f);
 	char path[VDUSE_NAME_MAX + 96], val[64], buf[256];
+	unsigned int stat;
 	const char *n = fz_names[name];
 
 	switch (fz_below(&f->rng, 5)) {
@@ -578,13 +581,17 @@ static void op_dev_sysfs(struct fz *f)
 		snprintf(val, sizeof(val), "%s", masks[fz_below(&f->rng, 8)]);
 		break;
 	default:
-		snprintf(path, sizeof(path), "/sys/class/vduse/%s/%s", n,
-			 stats[fz_below(&f->rng, 12)]);
+		/* The counters are one debugfs table (mounted by fuzz.sh). */
+		stat = fz_below(&f->rng, 12);
+		if (stat < 9)
+			snprintf(path, sizeof(path), "%s", FZ_STATS);
+		else
+			snprintf(path, sizeof(path), "/sys/class/vduse/%s/%s",
+				 n, stats[stat]);
 		if (fz_pct(&f->rng, 30))
 			snprintf(path, sizeof(path),
-				 "/sys/class/vduse/%s/vq%u/%s", n,
-				 fz_below(&f->rng, 4), fz_pct(&f->rng, 50) ?
-				 "kicks" : "irq_cb_affinity");
+				 "/sys/class/vduse/%s/vq%u/irq_cb_affinity", n,
+				 fz_below(&f->rng, 4));
 		fz_callr(f, fz_sysfs_read(path, buf, sizeof(buf)), "read %.80s",
 			path);
 		return;

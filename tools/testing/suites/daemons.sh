@@ -179,9 +179,10 @@ blk_down
 blk_up vb-ram2 --ram 64M --num-queues 2 --no-packed
 check "vb-ram2: the disk is 64 MiB" test "$(blockdev --getsize64 "$DEV")" -eq $((64 * MiB))
 check "vb-ram2: fio crc32c verify, random 4 KiB-1 MiB, 2 jobs" fio_mix $((16 * MiB))
-# Ours gives idle bounce pages back (and counts them in stats/); the stock
-# module keeps them for the life of the device and counts nothing.
-bounce_pages() { cat "/sys/class/vduse/$NAME/stats/bounce_pages"; }
+# Ours gives idle bounce pages back (and counts them in debugfs
+# vduse/stats); the stock module keeps them for the life of the device and
+# counts nothing.
+bounce_pages() { vduse_stat "$NAME" bounce_pages; }
 # The most bounce pages seen while fio reads for 3 s.
 bounce_pages_busy() {
 	local pid max=0 n
@@ -196,6 +197,7 @@ bounce_pages_busy() {
 	done
 	wait $pid && echo $max
 }
+bounce_pages_none() { test "$(bounce_pages)" = 0; }
 if [ "${VM_MODULE:-ours}" = ours ] && [[ $(uname -r) == 6.1.* ]]; then
 	echo "# skip - vb-ram2: idle bounce pages are freed: needs anonymous files with an inode of their own (Linux 6.7), 6.1 keeps the pages"
 elif [ "${VM_MODULE:-ours}" = ours ]; then
@@ -203,12 +205,11 @@ elif [ "${VM_MODULE:-ours}" = ours ]; then
 	check "vb-ram2: bounce pages are in use during I/O (${busy:-?} seen)" \
 		test "${busy:-0}" -gt 0
 	check "vb-ram2: idle for a second, every bounce page is freed" \
-		wait_for 15 sh -c "test \"\$(cat /sys/class/vduse/$NAME/stats/bounce_pages)\" -eq 0"
+		wait_for 15 bounce_pages_none
 	check "vb-ram2: fio crc32c verify after the pages were freed" fio_mix $((8 * MiB))
-	check "vb-ram2: and freed again when idle" \
-		wait_for 15 sh -c "test \"\$(cat /sys/class/vduse/$NAME/stats/bounce_pages)\" -eq 0"
+	check "vb-ram2: and freed again when idle" wait_for 15 bounce_pages_none
 else
-	echo "# skip - vb-ram2: idle bounce pages are freed: the stock module keeps them (no stats/)"
+	echo "# skip - vb-ram2: idle bounce pages are freed: the stock module keeps them (no vduse/stats)"
 fi
 blk_down
 

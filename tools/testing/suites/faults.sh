@@ -422,8 +422,8 @@ stage_mid_io_dead() {
 		test $rc -ne 124 -a $rc -ne 0 -a $el -ge $((T * 1000 - 100))
 	check "$n: the kernel log says why" \
 		sh -c "dmesg | grep -q 'vduse $n: daemon gone for $T s'"
-	check "$n: stats/requests_failed counts it" \
-		test "$(cat /sys/class/vduse/$n/stats/requests_failed)" -ge 1
+	check "$n: vduse/stats requests_failed counts it" \
+		test "$(vduse_stat "$n" requests_failed)" -ge 1
 	check "$n: nothing in flight" fk_wait 30 dev_idle "$dev"
 	check_fails "$n: a new read fails too, at once" \
 		timeout 10 dd if="$dev" of=/dev/null bs=4k count=1 iflag=direct status=none

@@ -36,6 +36,8 @@
 cd /tmp || exit 1
 
 FUZZ=$TOOLS/vduse_fuzz
+# The fuzzer also reads our counters, debugfs vduse/stats.
+mountpoint -q /sys/kernel/debug || mount -t debugfs nodev /sys/kernel/debug
 if [ "${SOAK:-0}" != 0 ]; then
 	secs=${FUZZ_SECONDS:-${SOAK_SECONDS:-3600}}
 else

@@ -188,6 +188,22 @@ vdpa_del() {
 
 vdpa_exists() { test -e "/sys/bus/vdpa/devices/$1"; }
 
+# vduse_stat NAME KEY: the counter KEY of device NAME (NAME/vqN: of its
+# queue N) in our module's debugfs table vduse/stats; debugfs is mounted
+# if need be.  Fails when the module has no such line or counter.
+vduse_stat() {
+	local f=/sys/kernel/debug/vduse/stats
+	[ -e "$f" ] || mountpoint -q /sys/kernel/debug ||
+		mount -t debugfs nodev /sys/kernel/debug 2>/dev/null
+	[ -r "$f" ] || return 1
+	awk -v d="$1" -v k="$2" '$1 == d {
+		for (i = 2; i <= NF; i++)
+			if (substr($i, 1, length(k) + 1) == k "=") {
+				print substr($i, length(k) + 2); n++
+			}
+	} END { exit n != 1 }' "$f"
+}
+
 # vdpa_blkdev NAME: the /dev/vdX that virtio_blk made of the vDPA device.
 vdpa_blkdev() {
 	local d

@@ -3,10 +3,11 @@
 # modules: ours
 # kernels: all
 #
-# What an operator sees of a device (issue 7): the counters of
-# /sys/class/vduse/NAME/stats/ and vqN/stats/, and the "vduse" trace
-# events (Documentation/userspace-api/vduse.rst, "Observability").
-#  - the counters exist, are read-only and start at zero;
+# What an operator sees of a device (issue 7): the counters of the debugfs
+# table vduse/stats (a line per device and per queue), and the "vduse"
+# trace events (Documentation/userspace-api/vduse.rst, "Observability").
+#  - the counters exist, are read-only and start at zero; names are
+#    escaped;
 #  - vduse-blk serves a two-queue RAM disk; attaching it and I/O move the
 #    counters by amounts that fit the traffic: a handful of messages, all
 #    answered; kicks and interrupts, no more than the disk's requests;
@@ -22,8 +23,8 @@
 #    the device: after msg_timeout, msgs_timed_out is 1 and the trace has
 #    vduse_msg_timeout and vduse_dev_broken.
 #
-# Ours only: the stock module's devices have no stats/ directory and the
-# stock module has no "vduse" trace events; both are our additions.
+# Ours only: the stock module has no vduse/stats table and no "vduse"
+# trace events; both are our additions.
 . "$(dirname "$0")/lib.sh"
 cd /tmp || exit 1
 
@@ -33,7 +34,7 @@ T=3				# msg_timeout for the break, seconds
 SYS=/sys/class/vduse/$N
 STATS="msgs_sent msgs_failed msgs_timed_out kicks irqs_inline irqs_deferred
 irqs_irqfd requests_failed config_irqs bounce_pages"
-VQ_STATS="kicks irqs_inline irqs_deferred irqs_irqfd"
+VQ_STATS="kicks irqs_inline irqs_deferred irqs_irqfd requests_failed"
 EVENTS="vduse_msg_send vduse_msg_read vduse_msg_reply vduse_msg_timeout
 vduse_dev_broken vduse_vq_kick vduse_vq_inject_irq vduse_dev_inject_config_irq"
 IO_BS=65536
@@ -69,15 +70,11 @@ tracefs() {
 	return 1
 }
 
-st() { cat "$SYS/stats/$1"; }
+st() { vduse_stat $N "$1"; }
 
-# vq_sum NAME: the per-queue counter NAME summed over the queues.
+# vq_sum NAME: the per-queue counter NAME summed over the two queues.
 vq_sum() {
-	local f t=0
-	for f in "$SYS"/vq*/stats/"$1"; do
-		t=$((t + $(cat "$f")))
-	done
-	echo $t
+	echo $(($(vduse_stat $N/vq0 "$1") + $(vduse_stat $N/vq1 "$1")))
 }
 
 # in_range VALUE MIN MAX (with a message when it is not)
@@ -132,12 +129,19 @@ need "vduse-blk serves /dev/vduse/$N (2 queues)" daemon_ready $BLK $N
 PID=$(daemon_pid $BLK $N)
 
 for s in $STATS; do
-	check "stats/$s exists and reads 0" test "$(st $s)" = 0
+	check "vduse/stats: $s exists and reads 0" test "$(st $s)" = 0
 done
-check "stats/ is read-only" sh -c "! echo 1 2>/dev/null >$SYS/stats/kicks"
+check "vduse/stats is read-only" \
+	sh -c "! echo 1 2>/dev/null >/sys/kernel/debug/vduse/stats"
+check "vduse/stats: a name with white space and '=' is escaped" \
+	sh -c "'$TOOLS/vduse_ctl' create 'ob x=1' >/dev/null &&
+	       grep -q '^ob\\\\040x\\\\0751 msgs_sent=0 ' /sys/kernel/debug/vduse/stats &&
+	       grep -q '^ob\\\\040x\\\\0751/vq0 kicks=0 ' /sys/kernel/debug/vduse/stats &&
+	       '$TOOLS/vduse_ctl' destroy 'ob x=1' >/dev/null &&
+	       ! grep -q '^ob.*0751' /sys/kernel/debug/vduse/stats"
 for s in $VQ_STATS; do
-	check "vq0/stats/$s and vq1/stats/$s read 0" \
-		test "$(cat $SYS/vq0/stats/$s)$(cat $SYS/vq1/stats/$s)" = 00
+	check "vduse/stats: $s of vq0 and vq1 read 0" \
+		test "$(vduse_stat $N/vq0 $s)$(vduse_stat $N/vq1 $s)" = 00
 done
 
 need "tracefs is mounted" tracefs
@@ -184,7 +188,7 @@ check "interrupts: at least one per 4 requests of the round, at most one per dis
 check "irqs_irqfd and config_irqs stay 0 (no vhost-vdpa, no config change)" \
 	test "$(st irqs_irqfd)$(st config_irqs)" = 00
 for s in $VQ_STATS; do
-	check "vq0 + vq1 stats/$s add up to stats/$s" \
+	check "vduse/stats: $s of vq0 + vq1 add up to the device's" \
 		same "$s" "$(vq_sum $s)" "$(st $s)"
 done
 
@@ -293,5 +297,6 @@ check "the daemon exits on the broken device" wait_for 30 proc_gone "$PID"
 { wait "$PID"; } 2>/dev/null
 rm -f /tmp/$BLK-$N.pid
 [ -e /dev/vduse/$N ] && "$TOOLS/vduse_ctl" destroy $N >/dev/null 2>&1
-check "the device and its stats/ are gone" test ! -e $SYS
+check "the device and its vduse/stats lines are gone" \
+	sh -c "test ! -e $SYS && ! grep -q '^$N[ /]' /sys/kernel/debug/vduse/stats"
 finish
