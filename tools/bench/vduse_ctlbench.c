@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "vdpa_nl.h"
+#include "vduse_vqs.h"
 
 #define CTL_PATH	"/dev/vduse/control"
 #define AUTOPROBE	"/sys/bus/vdpa/drivers_autoprobe"
@@ -90,28 +91,6 @@ static int dev_create(const char *name)
 	c.blk.capacity = 2048;		/* 1 MiB */
 	c.blk.num_queues = nvqs;
 	return ioctl(ctl, VDUSE_CREATE_DEV, &c) ? errno : 0;
-}
-
-static int dev_setup(const char *name)
-{
-	char path[64 + VDUSE_NAME_MAX];
-	struct vduse_vq_config vq;
-	unsigned int i;
-	int fd, e = 0;
-
-	snprintf(path, sizeof(path), "/dev/vduse/%s", name);
-	fd = open(path, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return errno;
-	for (i = 0; i < nvqs && !e; i++) {
-		memset(&vq, 0, sizeof(vq));
-		vq.index = i;
-		vq.max_size = 256;
-		if (ioctl(fd, VDUSE_VQ_SETUP, &vq))
-			e = errno;
-	}
-	close(fd);
-	return e;
 }
 
 static int dev_destroy(const char *name)
@@ -295,7 +274,7 @@ int main(int argc, char **argv)
 		if (e)
 			return fail("VDUSE_CREATE_DEV", names[i], e);
 		created[i] = 1;
-		e = dev_setup(names[i]);
+		e = vduse_setup_vqs(names[i], nvqs);
 		if (e)
 			return fail("VDUSE_VQ_SETUP", names[i], e);
 	}

@@ -248,10 +248,7 @@ static int as_fault(void *ctx, struct vduse_as *as, uint64_t iova)
 	unsigned int asid = as - dev->as;
 	struct vduse_iotlb_entry_v2 e = { .asid = asid };
 	struct vduse_map m = { 0 };
-	uint64_t aligned;
-	int ret;
-	long page = sysconf(_SC_PAGESIZE);
-	int fd, prot = 0;
+	int fd, ret;
 
 	if (dev->params.umem && !as->umem_tried) {
 		as_try_umem(dev, asid, as, iova);
@@ -273,25 +270,13 @@ static int as_fault(void *ctx, struct vduse_as *as, uint64_t iova)
 	}
 	if (fd < 0)
 		return -errno;
-	if (e.perm & VDUSE_ACCESS_RO)
-		prot |= PROT_READ;
-	if (e.perm & VDUSE_ACCESS_WO)
-		prot |= PROT_WRITE;
-	aligned = e.offset & ~(uint64_t)(page - 1);
 	m.start = e.start;
 	m.last = e.last;
 	m.perm = e.perm;
-	m.len = e.last - e.start + 1 + (e.offset - aligned);
-	m.base = mmap(NULL, m.len, prot, MAP_SHARED, fd, aligned);
+	ret = iotlb_map_fd(as, &m, fd, e.offset);
 	close(fd);
-	if (m.base == MAP_FAILED)
-		return -errno;
-	m.addr = (char *)m.base + (e.offset - aligned);
-	ret = iotlb_insert(as, &m);
-	if (ret) {
-		munmap(m.base, m.len);
+	if (ret)
 		return ret;
-	}
 	vlog(2, "%s: as %u: mapped [0x%llx, 0x%llx] perm %u", dev->name, asid,
 	     (unsigned long long)m.start, (unsigned long long)m.last, m.perm);
 	return 0;

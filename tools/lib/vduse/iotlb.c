@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/mman.h>
 #include <linux/vduse.h>
 
@@ -49,6 +50,40 @@ int iotlb_insert(struct vduse_as *as, const struct vduse_map *m)
 	as->maps = maps;
 	as->maps[as->nmaps++] = *m;
 	return 0;
+}
+
+/**
+ * iotlb_map_fd - map an entry the kernel handed out and insert it
+ * @as: the address space, locked for writing (a fault callback's)
+ * @m: in: @start, @last and @perm of the entry; out: the whole mapping
+ * @fd: the file VDUSE_IOTLB_GET_FD(2) returned; the caller closes it
+ * @offset: where @start lies in @fd
+ *
+ * The mapping starts at the page holding @offset and carries the entry's
+ * permissions.
+ *
+ * Return: 0 or -errno.
+ */
+int iotlb_map_fd(struct vduse_as *as, struct vduse_map *m, int fd,
+		 uint64_t offset)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	uint64_t aligned = offset & ~(uint64_t)(page - 1);
+	int ret, prot = 0;
+
+	if (m->perm & VDUSE_ACCESS_RO)
+		prot |= PROT_READ;
+	if (m->perm & VDUSE_ACCESS_WO)
+		prot |= PROT_WRITE;
+	m->len = m->last - m->start + 1 + (offset - aligned);
+	m->base = mmap(NULL, m->len, prot, MAP_SHARED, fd, aligned);
+	if (m->base == MAP_FAILED)
+		return -errno;
+	m->addr = (char *)m->base + (offset - aligned);
+	ret = iotlb_insert(as, m);
+	if (ret)
+		munmap(m->base, m->len);
+	return ret;
 }
 
 struct vduse_map *iotlb_find(struct vduse_as *as, uint64_t iova)

@@ -3,12 +3,13 @@
  * The daemon's cache of one address space: IOTLB entries the kernel handed
  * out (VDUSE_IOTLB_GET_FD(2)) and this process mapped.  How an entry is
  * obtained is the caller's business (a fault callback), so the unit tests
- * drive the cache with plain memory.
+ * drive the cache with plain memory; iotlb_map_fd() maps and inserts what
+ * the kernel returned.
  *
  * Locking: @lock in struct vduse_as.  iotlb_translate() takes it for
  * reading and, on a miss, for writing around the fault callback;
- * iotlb_invalidate() and iotlb_reap() take it for writing; iotlb_insert()
- * and iotlb_find() expect the caller to hold it.
+ * iotlb_invalidate() and iotlb_reap() take it for writing; iotlb_insert(),
+ * iotlb_map_fd() and iotlb_find() expect the caller to hold it.
  */
 #ifndef LIBVDUSE_IOTLB_H
 #define LIBVDUSE_IOTLB_H
@@ -68,6 +69,8 @@ typedef int (*iotlb_fault_fn)(void *ctx, struct vduse_as *as, uint64_t iova);
 void iotlb_init(struct vduse_as *as);
 void iotlb_fini(struct vduse_as *as);
 int iotlb_insert(struct vduse_as *as, const struct vduse_map *m);
+int iotlb_map_fd(struct vduse_as *as, struct vduse_map *m, int fd,
+		 uint64_t offset);
 struct vduse_map *iotlb_find(struct vduse_as *as, uint64_t iova);
 void *iotlb_translate(struct vduse_as *as, uint64_t iova, uint64_t len,
 		      bool write, uint64_t *plen, iotlb_fault_fn fault,

@@ -62,6 +62,7 @@
 #include <unistd.h>
 
 #include "tap.h"
+#include "vduse_test.h"
 
 /*
  * Deliberate differences between our module and the stock one.  A check
@@ -97,8 +98,6 @@ static const struct divergence divergences[] = {
 
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 
-#define CTL_PATH	"/dev/vduse/control"
-#define SYSFS_VDUSE	"/sys/class/vduse"
 #define BOUNCE_DEFAULT	67108864ULL
 #define STATUS_ACK	0x01
 #define STATUS_DRIVER	0x02
@@ -128,12 +127,6 @@ static void vreport(bool pass, const char *diag, const char *fmt, va_list ap)
 		printf(" # %s", diag);
 	putchar('\n');
 	fflush(stdout);
-}
-
-/* A syscall's result as a value >= 0 or -errno. */
-static long sys(long ret)
-{
-	return ret < 0 ? -errno : ret;
 }
 
 /*
@@ -212,52 +205,6 @@ static int diverge(const char *id)
 /* Small helpers: files, sysfs, commands                               */
 /* ------------------------------------------------------------------ */
 
-/* Read a sysfs file into buf without the trailing newline; -errno. */
-static int sysfs_read(const char *path, char *buf, size_t len)
-{
-	ssize_t n;
-	int fd;
-
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	if (n < 0) {
-		n = -errno;
-		close(fd);
-		return n;
-	}
-	close(fd);
-	buf[n] = 0;
-	while (n > 0 && buf[n - 1] == '\n')
-		buf[--n] = 0;
-	return 0;
-}
-
-/* Write a string to a sysfs file in one write(2); 0 or -errno. */
-static int sysfs_write(const char *path, const char *val)
-{
-	ssize_t n;
-	int fd, ret = 0;
-
-	fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return -errno;
-	n = write(fd, val, strlen(val));
-	if (n < 0)
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
-static const char *dev_attr(const char *name, const char *attr)
-{
-	static char path[512];
-
-	snprintf(path, sizeof(path), SYSFS_VDUSE "/%s/%s", name, attr);
-	return path;
-}
-
 /* sysfs value of a device attribute, or NULL. */
 static const char *attr_get(const char *name, const char *attr)
 {
@@ -289,66 +236,12 @@ static const char *vdpa_dev_path(const char *name)
 	return path;
 }
 
-/*
- * Run a shell command; its stdout goes to our stderr so that TAP output
- * stays clean.  Returns the exit status, or -1.
- */
-static int __attribute__((format(printf, 1, 2))) run(const char *fmt, ...)
-{
-	char cmd[1024];
-	va_list ap;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	strncat(cmd, " 1>&2", sizeof(cmd) - strlen(cmd) - 1);
-	fflush(stdout);
-	st = system(cmd);
-	if (st < 0 || !WIFEXITED(st))
-		return -1;
-	return WEXITSTATUS(st);
-}
-
-static void msleep(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
 /* ------------------------------------------------------------------ */
 /* Control node and device creation                                    */
 /* ------------------------------------------------------------------ */
 
-static int ctl_open(void)
-{
-	int fd = open(CTL_PATH, O_RDWR | O_CLOEXEC);
-
-	if (fd < 0) {
-		printf("Bail out! cannot open %s: %s\n", CTL_PATH, strerror(errno));
-		exit(1);
-	}
-	return fd;
-}
-
-/* A control fd set to an API version (0 or 1). */
-static int ctl_open_v(unsigned long long v)
-{
-	int fd = ctl_open();
-
-	if (ioctl(fd, VDUSE_SET_API_VERSION, &v)) {
-		printf("Bail out! SET_API_VERSION %llu: %s\n", v, strerror(errno));
-		exit(1);
-	}
-	return fd;
-}
-
-/* The creation argument: fixed header plus room for a page of config. */
-struct create {
-	struct vduse_dev_config hdr;
-	__u8 space[65536];
-};
+/* The MAC of every net device. */
+static const __u8 net_mac[6] = { 0x02, 0xab, 0x17, 0, 0, 1 };
 
 static const char *dname(const char *what)
 {
@@ -360,56 +253,9 @@ static const char *dname(const char *what)
 	return n;
 }
 
-static void cfg_blk(struct create *c, const char *name, unsigned int nvqs)
-{
-	struct virtio_blk_config *blk = (void *)c->hdr.config;
-
-	memset(c, 0, sizeof(*c));
-	strncpy(c->hdr.name, name, VDUSE_NAME_MAX - 1);
-	c->hdr.device_id = VIRTIO_ID_BLOCK;
-	c->hdr.vendor_id = 0x1af4;
-	c->hdr.features = 1ULL << VIRTIO_F_VERSION_1 |
-			  1ULL << VIRTIO_F_ACCESS_PLATFORM |
-			  1ULL << VIRTIO_BLK_F_FLUSH;
-	if (nvqs > 1)
-		c->hdr.features |= 1ULL << VIRTIO_BLK_F_MQ;
-	c->hdr.vq_num = nvqs;
-	c->hdr.vq_align = page_size;
-	c->hdr.config_size = sizeof(*blk);
-	/* Capacity 0: the block layer never issues I/O to this disk. */
-	blk->capacity = 0;
-	blk->num_queues = nvqs;
-}
-
-static void cfg_net(struct create *c, const char *name)
-{
-	struct virtio_net_config *net = (void *)c->hdr.config;
-	static const __u8 mac[6] = { 0x02, 0xab, 0x17, 0, 0, 1 };
-
-	memset(c, 0, sizeof(*c));
-	strncpy(c->hdr.name, name, VDUSE_NAME_MAX - 1);
-	c->hdr.device_id = VIRTIO_ID_NET;
-	c->hdr.vendor_id = 0x1af4;
-	c->hdr.features = 1ULL << VIRTIO_F_VERSION_1 |
-			  1ULL << VIRTIO_F_ACCESS_PLATFORM |
-			  1ULL << VIRTIO_NET_F_MAC;
-	c->hdr.vq_num = 2;
-	c->hdr.vq_align = page_size;
-	c->hdr.config_size = sizeof(*net);
-	memcpy(net->mac, mac, sizeof(mac));
-}
-
 static long create(int ctl, struct create *c)
 {
 	return sys(ioctl(ctl, VDUSE_CREATE_DEV, c));
-}
-
-static long destroy(int ctl, const char *name)
-{
-	char buf[VDUSE_NAME_MAX] = { 0 };
-
-	strncpy(buf, name, sizeof(buf) - 1);
-	return sys(ioctl(ctl, VDUSE_DESTROY_DEV, buf));
 }
 
 /* Create a device that a check needs as a fixture; bail out if we can't. */
@@ -424,62 +270,11 @@ static void must_create(int ctl, struct create *c)
 	}
 }
 
-static int dev_open_flags(const char *name, int flags)
-{
-	char path[VDUSE_NAME_MAX + 16];
-
-	snprintf(path, sizeof(path), "/dev/vduse/%s", name);
-	return open(path, O_RDWR | O_CLOEXEC | flags);
-}
-
-static int dev_open(const char *name)
-{
-	int fd = dev_open_flags(name, 0);
-
-	if (fd < 0) {
-		printf("Bail out! cannot open /dev/vduse/%s: %s\n", name,
-		       strerror(errno));
-		exit(1);
-	}
-	return fd;
-}
-
-static long vq_setup(int fd, __u32 index, __u16 max_size)
-{
-	struct vduse_vq_config vc = { .index = index, .max_size = max_size };
-
-	return sys(ioctl(fd, VDUSE_VQ_SETUP, &vc));
-}
-
 static long vq_info(int fd, __u32 index, struct vduse_vq_info *vi)
 {
 	memset(vi, 0, sizeof(*vi));
 	vi->index = index;
 	return sys(ioctl(fd, VDUSE_VQ_GET_INFO, vi));
-}
-
-/* Remove leftovers of an earlier, interrupted run of this build. */
-static void cleanup_leftovers(void)
-{
-	char prefix[16];
-	struct dirent *de;
-	DIR *d;
-	int ctl;
-
-	snprintf(prefix, sizeof(prefix), "abit%s-", bits);
-	d = opendir(SYSFS_VDUSE);
-	if (!d)
-		return;
-	ctl = ctl_open();
-	while ((de = readdir(d))) {
-		if (strncmp(de->d_name, prefix, strlen(prefix)))
-			continue;
-		note("removing leftover device %s", de->d_name);
-		run("vdpa dev del %s 2>/dev/null", de->d_name);
-		destroy(ctl, de->d_name);
-	}
-	close(ctl);
-	closedir(d);
 }
 
 /* ------------------------------------------------------------------ */
@@ -786,20 +581,20 @@ static void test_create(void)
 	c.hdr.features |= 1ULL << VIRTIO_BLK_F_CONFIG_WCE;
 	create_expect(v0, &c, EINVAL, "block with CONFIG_WCE");
 
-	cfg_net(&c, dname("net"));
+	cfg_net(&c, dname("net"), net_mac);
 	create_expect(v0, &c, 0, "net device as root");
-	cfg_net(&c, dname("netnov1"));
+	cfg_net(&c, dname("netnov1"), net_mac);
 	c.hdr.features &= ~(1ULL << VIRTIO_F_VERSION_1);
 	create_expect(v0, &c, EINVAL, "net without VERSION_1");
-	cfg_net(&c, dname("netnoplat"));
+	cfg_net(&c, dname("netnoplat"), net_mac);
 	c.hdr.features &= ~(1ULL << VIRTIO_F_ACCESS_PLATFORM);
 	create_expect(v0, &c, EINVAL, "net without ACCESS_PLATFORM");
-	cfg_net(&c, dname("netcvq"));
+	cfg_net(&c, dname("netcvq"), net_mac);
 	c.hdr.features |= 1ULL << VIRTIO_NET_F_CTRL_VQ;
 	c.hdr.vq_num = 3;
 	create_expect(v0, &c, EINVAL, "net with CTRL_VQ");
 	/* Bit 11 is CONFIG_WCE only for block (HOST_TSO4 for net). */
-	cfg_net(&c, dname("netbit11"));
+	cfg_net(&c, dname("netbit11"), net_mac);
 	c.hdr.features |= 1ULL << 11;
 	create_expect(v0, &c, 0, "net with feature bit 11 (block-only rule)");
 
@@ -962,7 +757,7 @@ static void test_net_admin(void)
 	static struct create c;
 	int ctl = ctl_open_v(0), e;
 
-	cfg_net(&c, dname("netnocap"));
+	cfg_net(&c, dname("netnocap"), net_mac);
 	e = create_without_net_admin(&c);
 	expect_errno(e > 0 ? -e : e, EPERM, "CREATE_DEV net without CAP_NET_ADMIN");
 	if (e == 0)
@@ -1519,25 +1314,8 @@ static void devloop_dump(struct devloop *dl, const char *when)
 }
 
 /* ------------------------------------------------------------------ */
-/* Attach helpers: vdpa dev add with autoprobe off, explicit binding   */
+/* Attach helpers: the bound driver, binding from a child process     */
 /* ------------------------------------------------------------------ */
-
-static char autoprobe_saved[8];
-
-static void autoprobe_off(void)
-{
-	if (!autoprobe_saved[0] &&
-	    sysfs_read("/sys/bus/vdpa/drivers_autoprobe", autoprobe_saved,
-		       sizeof(autoprobe_saved)))
-		strcpy(autoprobe_saved, "1");
-	sysfs_write("/sys/bus/vdpa/drivers_autoprobe", "0");
-}
-
-static void autoprobe_restore(void)
-{
-	if (autoprobe_saved[0])
-		sysfs_write("/sys/bus/vdpa/drivers_autoprobe", autoprobe_saved);
-}
 
 /* Name of the vdpa driver bound to the device, or "" */
 static const char *vdpa_driver(const char *n)
@@ -1552,14 +1330,6 @@ static const char *vdpa_driver(const char *n)
 		return "";
 	buf[len] = 0;
 	return strrchr(buf, '/') ? strrchr(buf, '/') + 1 : buf;
-}
-
-static int vdpa_bind(const char *n, const char *drv)
-{
-	char path[256];
-
-	snprintf(path, sizeof(path), "/sys/bus/vdpa/drivers/%s/bind", drv);
-	return sysfs_write(path, n);
 }
 
 /*
@@ -1800,16 +1570,12 @@ static void test_attached_block(void)
 			dname("nosuchdev")) != 0, "attached",
 		    "vdpa dev add of an unknown name fails");
 
-	autoprobe_off();
-	if (!expect_eq(run("vdpa dev add name %s mgmtdev vduse", n), 0,
-		       "vdpa dev add (no driver bound yet)")) {
-		autoprobe_restore();
+	if (!expect_eq(vdpa_add_unbound(n), 0, "vdpa dev add (no driver bound yet)")) {
 		close(fd);
 		destroy(ctl, n);
 		close(ctl);
 		return;
 	}
-	autoprobe_restore();
 	expect_true(path_exists(vdpa_dev_path(n)), "missing", "the vDPA device appears on the vdpa bus");
 	expect_true(run("vdpa dev add name %s mgmtdev vduse 2>/dev/null", n) != 0,
 		    "attached twice", "a second vdpa dev add of the same device fails");
@@ -1897,10 +1663,7 @@ static void test_queue_ready(void)
 	vq_setup(fd, 1, 128);
 	devloop_clear(&dl);
 	devloop_start(&dl, fd);
-	autoprobe_off();
-	expect_eq(run("vdpa dev add name %s mgmtdev vduse", n), 0,
-		  "vdpa dev add of the QUEUE_READY device");
-	autoprobe_restore();
+	expect_eq(vdpa_add_unbound(n), 0, "vdpa dev add of the QUEUE_READY device");
 	expect_errno(vdpa_bind(n, "virtio_vdpa"), 0, "bind it to virtio_vdpa");
 	expect_true(devloop_wait_status(&dl, 0xf, 5000), "no DRIVER_OK",
 		    "QUEUE_READY device reached DRIVER_OK");
@@ -1933,35 +1696,6 @@ static void test_queue_ready(void)
 /* ------------------------------------------------------------------ */
 /* 2.7: bounce area and umem, through an attached virtio-net device     */
 /* ------------------------------------------------------------------ */
-
-/* Name of the net interface of an attached vDPA device, or NULL. */
-static const char *net_ifname(const char *n)
-{
-	static char ifname[256];
-	char path[512];
-	struct dirent *de, *de2;
-	DIR *d, *d2;
-
-	snprintf(path, sizeof(path), "/sys/bus/vdpa/devices/%s", n);
-	d = opendir(path);
-	if (!d)
-		return NULL;
-	ifname[0] = 0;
-	while ((de = readdir(d)) && !ifname[0]) {
-		if (strncmp(de->d_name, "virtio", 6))
-			continue;
-		snprintf(path, sizeof(path), "/sys/bus/vdpa/devices/%s/%s/net",
-			 n, de->d_name);
-		d2 = opendir(path);
-		while (d2 && (de2 = readdir(d2)))
-			if (de2->d_name[0] != '.')
-				snprintf(ifname, sizeof(ifname), "%s", de2->d_name);
-		if (d2)
-			closedir(d2);
-	}
-	closedir(d);
-	return ifname[0] ? ifname : NULL;
-}
 
 struct vring_desc_le {
 	__u64 addr;
@@ -2069,7 +1803,7 @@ static void test_attached_net(void)
 	int ctl = ctl_open_v(0), fd, mfd;
 	__u64 iova = 0, word;
 
-	cfg_net(&c, n);
+	cfg_net(&c, n, net_mac);
 	must_create(ctl, &c);
 	fd = dev_open(n);
 	sysfs_write(dev_attr(n, "msg_timeout"), "10");
@@ -2079,13 +1813,8 @@ static void test_attached_net(void)
 	vq_setup(fd, 1, 64);
 	devloop_clear(&dl);
 	devloop_start(&dl, fd);
-	autoprobe_off();
-	if (!expect_eq(run("vdpa dev add name %s mgmtdev vduse", n), 0,
-		       "vdpa dev add of a net device")) {
-		autoprobe_restore();
+	if (!expect_eq(vdpa_add_unbound(n), 0, "vdpa dev add of a net device"))
 		goto out;
-	}
-	autoprobe_restore();
 	expect_errno(vdpa_bind(n, "virtio_vdpa"), 0, "bind the net device to virtio_vdpa");
 	expect_true(devloop_wait_status(&dl, 0xf, 5000), "no DRIVER_OK",
 		    "net device reached DRIVER_OK");
@@ -2140,28 +1869,6 @@ out:
 /* 2.9: VDUSE_F_SUSPEND through vhost-vdpa                              */
 /* ------------------------------------------------------------------ */
 
-/* /dev/vhost-vdpa-N of a device bound to vhost_vdpa, opened, or -1. */
-static int vhost_open(const char *n)
-{
-	char path[512];
-	struct dirent *de;
-	DIR *d;
-	int fd = -1;
-
-	snprintf(path, sizeof(path), "/sys/bus/vdpa/devices/%s", n);
-	d = opendir(path);
-	if (!d)
-		return -1;
-	while ((de = readdir(d)))
-		if (!strncmp(de->d_name, "vhost-vdpa-", 11)) {
-			snprintf(path, sizeof(path), "/dev/%s", de->d_name);
-			fd = open(path, O_RDWR);
-			break;
-		}
-	closedir(d);
-	return fd;
-}
-
 /* Number of logged requests of a type. */
 static int devloop_count(struct devloop *d, __u32 type)
 {
@@ -2203,26 +1910,6 @@ static void *pattern_memfd(size_t len, __u8 pattern, int *mfd)
 		return NULL;
 	memset(p, pattern, len);
 	return p;
-}
-
-/* One VHOST_IOTLB_UPDATE through the vhost-vdpa fd; 0 or -errno. */
-static long vhost_iotlb_update(int vfd, __u32 asid, __u64 iova, __u64 size, void *uaddr)
-{
-	struct vhost_msg_v2 m;
-	ssize_t n;
-
-	memset(&m, 0, sizeof(m));
-	m.type = VHOST_IOTLB_MSG_V2;
-	m.asid = asid;
-	m.iotlb.iova = iova;
-	m.iotlb.size = size;
-	m.iotlb.uaddr = (uintptr_t)uaddr;
-	m.iotlb.perm = VHOST_ACCESS_RW;
-	m.iotlb.type = VHOST_IOTLB_UPDATE;
-	n = write(vfd, &m, sizeof(m));
-	if (n < 0)
-		return -errno;
-	return n == sizeof(m) ? 0 : -EIO;
 }
 
 #define RING_DESC	0x10000ULL
@@ -2409,9 +2096,7 @@ static void suspend_case(bool with_suspend)
 	vq_setup(fd, 0, 128);
 	devloop_clear(&dl);
 	devloop_start(&dl, fd);
-	autoprobe_off();
-	expect_eq(run("vdpa dev add name %s mgmtdev vduse", n), 0, "vdpa dev add of the %s", what);
-	autoprobe_restore();
+	expect_eq(vdpa_add_unbound(n), 0, "vdpa dev add of the %s", what);
 	expect_errno(vdpa_bind(n, "vhost_vdpa"), 0, "bind the %s to vhost_vdpa", what);
 	vfd = vhost_open(n);
 	if (expect_errno(vfd < 0 ? -errno : 0, 0, "open the vhost-vdpa node of the %s", what)) {
@@ -2490,9 +2175,7 @@ static void test_vhost_v1(void)
 	}
 	devloop_clear(&dl);
 	devloop_start(&dl, fd);
-	autoprobe_off();
-	expect_eq(run("vdpa dev add name %s mgmtdev vduse", n), 0, "vdpa dev add of the v1 device");
-	autoprobe_restore();
+	expect_eq(vdpa_add_unbound(n), 0, "vdpa dev add of the v1 device");
 	expect_errno(vdpa_bind(n, "vhost_vdpa"), 0, "bind the v1 device to vhost_vdpa");
 	vfd = vhost_open(n);
 	if (!expect_errno(vfd < 0 ? -errno : 0, 0, "open the vhost-vdpa node of the v1 device"))
@@ -2637,10 +2320,8 @@ static void test_failed_reply(void)
 	devloop_clear(&dl);
 	dl.fail_status = STATUS_ACK | STATUS_DRIVER | STATUS_FEAT_OK;
 	devloop_start(&dl, fd);
-	autoprobe_off();
-	expect_eq(run("vdpa dev add name %s mgmtdev vduse", n), 0,
+	expect_eq(vdpa_add_unbound(n), 0,
 		  "vdpa dev add of the device that refuses FEATURES_OK");
-	autoprobe_restore();
 	/* virtio_vdpa binds; it is virtio_blk that gives up. */
 	expect_errno(vdpa_bind(n, "virtio_vdpa"), 0, "bind the refusing device to virtio_vdpa");
 	snprintf(path, sizeof(path), "/sys/bus/vdpa/devices/%s/virtio*/driver", n);
@@ -2681,10 +2362,7 @@ static void test_broken(void)
 	expect_errno(sysfs_write(dev_attr(n, "msg_timeout"), "1"), 0,
 		     "msg_timeout set to 1 s");
 	vq_setup(fd, 0, 128);
-	autoprobe_off();
-	expect_eq(run("vdpa dev add name %s mgmtdev vduse", n), 0,
-		  "vdpa dev add of the device left unanswered");
-	autoprobe_restore();
+	expect_eq(vdpa_add_unbound(n), 0, "vdpa dev add of the device left unanswered");
 	child = vdpa_bind_async(n, "virtio_vdpa", fd);
 	p.fd = fd;
 	p.events = POLLIN;
@@ -2800,7 +2478,7 @@ int main(int argc, char **argv)
 		printf("Bail out! %s missing: is vduse loaded?\n", CTL_PATH);
 		return 1;
 	}
-	cleanup_leftovers();
+	cleanup_leftovers(dname(""));
 
 	TIMED(test_nodes);
 	TIMED(test_api_version);

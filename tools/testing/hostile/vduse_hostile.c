@@ -295,34 +295,19 @@ static int inject_irq(uint32_t index)
 static int as_fault(void *ctx, struct vduse_as *as, uint64_t iova)
 {
 	struct vduse_iotlb_entry e = { .start = iova, .last = iova };
-	long page = sysconf(_SC_PAGESIZE);
 	struct vduse_map m = { 0 };
-	uint64_t aligned;
-	int fd, prot = 0;
+	int fd, ret;
 
 	(void)ctx;
 	fd = ioctl(H.fd, VDUSE_IOTLB_GET_FD, &e);
 	if (fd < 0)
 		return -errno;
-	if (e.perm & VDUSE_ACCESS_RO)
-		prot |= PROT_READ;
-	if (e.perm & VDUSE_ACCESS_WO)
-		prot |= PROT_WRITE;
-	aligned = e.offset & ~(uint64_t)(page - 1);
 	m.start = e.start;
 	m.last = e.last;
 	m.perm = e.perm;
-	m.len = e.last - e.start + 1 + (e.offset - aligned);
-	m.base = mmap(NULL, m.len, prot, MAP_SHARED, fd, aligned);
+	ret = iotlb_map_fd(as, &m, fd, e.offset);
 	close(fd);
-	if (m.base == MAP_FAILED)
-		return -errno;
-	m.addr = (char *)m.base + (e.offset - aligned);
-	if (iotlb_insert(as, &m)) {
-		munmap(m.base, m.len);
-		return -ENOMEM;
-	}
-	return 0;
+	return ret;
 }
 
 static void *queue_xlate(void *opaque, uint64_t iova, uint64_t len,

@@ -51,9 +51,8 @@
 #include <unistd.h>
 
 #include "tap.h"
+#include "vduse_test.h"
 
-#define CTL_PATH	"/dev/vduse/control"
-#define SYSFS_VDUSE	"/sys/class/vduse"
 #define BOUNCE		1048576ULL
 #define STATUS_DRV_OK	0x04
 
@@ -101,60 +100,9 @@ static void __attribute__((format(printf, 1, 2))) answer(const char *fmt, ...)
 	fflush(stdout);
 }
 
-static long sys(long ret)
-{
-	return ret < 0 ? -errno : ret;
-}
-
 static const char *ename(long r)
 {
 	return errname(r < 0 ? (int)-r : 0);
-}
-
-static void msleep(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static int sysfs_write(const char *path, const char *val)
-{
-	int fd, ret = 0;
-
-	fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, val, strlen(val)) < 0)
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
-static const char *dev_attr(const char *name, const char *attr)
-{
-	static char path[512];
-
-	snprintf(path, sizeof(path), SYSFS_VDUSE "/%s/%s", name, attr);
-	return path;
-}
-
-/* Run a shell command with its stdout on our stderr; exit status or -1. */
-static int __attribute__((format(printf, 1, 2))) run(const char *fmt, ...)
-{
-	char cmd[1024];
-	va_list ap;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	strncat(cmd, " 1>&2", sizeof(cmd) - strlen(cmd) - 1);
-	fflush(stdout);
-	st = system(cmd);
-	if (st < 0 || !WIFEXITED(st))
-		return -1;
-	return WEXITSTATUS(st);
 }
 
 /*
@@ -180,10 +128,8 @@ static bool only_fill(const void *buf, size_t from, size_t to, __u8 fill,
 /* Devices                                                             */
 /* ------------------------------------------------------------------ */
 
-struct create {
-	struct vduse_dev_config hdr;
-	__u8 space[4096];
-};
+/* The MAC of every net device; test_config_tail looks for it. */
+static const __u8 net_mac[6] = { 0x02, 0x5e, 0xc0, 0, 0, 1 };
 
 static const char *dname(const char *what)
 {
@@ -195,130 +141,17 @@ static const char *dname(const char *what)
 	return n;
 }
 
-static int ctl_open0(void)
-{
-	unsigned long long v = 0;
-	int fd = open(CTL_PATH, O_RDWR | O_CLOEXEC);
-
-	if (fd < 0 || ioctl(fd, VDUSE_SET_API_VERSION, &v)) {
-		printf("Bail out! %s: %s\n", CTL_PATH, strerror(errno));
-		exit(1);
-	}
-	return fd;
-}
-
-static void cfg_blk(struct create *c, const char *name)
+/*
+ * The block device of these checks: two queues without MQ (the driver
+ * uses one) and seg_max 0x5ec0.
+ */
+static void sec_cfg_blk(struct create *c, const char *name)
 {
 	struct virtio_blk_config *blk = (void *)c->hdr.config;
 
-	memset(c, 0, sizeof(*c));
-	strncpy(c->hdr.name, name, VDUSE_NAME_MAX - 1);
-	c->hdr.device_id = VIRTIO_ID_BLOCK;
-	c->hdr.vendor_id = 0x1af4;
-	c->hdr.features = 1ULL << VIRTIO_F_VERSION_1 |
-			  1ULL << VIRTIO_F_ACCESS_PLATFORM |
-			  1ULL << VIRTIO_BLK_F_FLUSH;
+	cfg_blk(c, name, 1);
 	c->hdr.vq_num = 2;
-	c->hdr.vq_align = page_size;
-	c->hdr.config_size = sizeof(*blk);
-	blk->capacity = 0;
 	blk->seg_max = 0x5ec0;
-	blk->num_queues = 1;
-}
-
-static void cfg_net(struct create *c, const char *name)
-{
-	struct virtio_net_config *net = (void *)c->hdr.config;
-	static const __u8 mac[6] = { 0x02, 0x5e, 0xc0, 0, 0, 1 };
-
-	memset(c, 0, sizeof(*c));
-	strncpy(c->hdr.name, name, VDUSE_NAME_MAX - 1);
-	c->hdr.device_id = VIRTIO_ID_NET;
-	c->hdr.vendor_id = 0x1af4;
-	c->hdr.features = 1ULL << VIRTIO_F_VERSION_1 |
-			  1ULL << VIRTIO_F_ACCESS_PLATFORM |
-			  1ULL << VIRTIO_NET_F_MAC;
-	c->hdr.vq_num = 2;
-	c->hdr.vq_align = page_size;
-	c->hdr.config_size = sizeof(*net);
-	memcpy(net->mac, mac, sizeof(mac));
-}
-
-static long destroy(int ctl, const char *name)
-{
-	char buf[VDUSE_NAME_MAX] = { 0 };
-
-	strncpy(buf, name, sizeof(buf) - 1);
-	return sys(ioctl(ctl, VDUSE_DESTROY_DEV, buf));
-}
-
-static int dev_open(const char *name)
-{
-	char path[VDUSE_NAME_MAX + 16];
-	int fd, i;
-
-	snprintf(path, sizeof(path), "/dev/vduse/%s", name);
-	/* devtmpfs creates the node asynchronously to the ioctl. */
-	for (i = 0; i < 100; i++) {
-		fd = open(path, O_RDWR | O_CLOEXEC);
-		if (fd >= 0 || errno != ENOENT)
-			break;
-		msleep(10);
-	}
-	if (fd < 0) {
-		printf("Bail out! cannot open %s: %s\n", path, strerror(errno));
-		exit(1);
-	}
-	return fd;
-}
-
-static long vq_setup(int fd, __u32 index, __u16 max_size)
-{
-	struct vduse_vq_config vc = { .index = index, .max_size = max_size };
-
-	return sys(ioctl(fd, VDUSE_VQ_SETUP, &vc));
-}
-
-static void cleanup_leftovers(void)
-{
-	char prefix[16];
-	struct dirent *de;
-	DIR *d;
-	int ctl;
-
-	snprintf(prefix, sizeof(prefix), "sec%s-", bits);
-	d = opendir(SYSFS_VDUSE);
-	if (!d)
-		return;
-	ctl = ctl_open0();
-	while ((de = readdir(d))) {
-		if (strncmp(de->d_name, prefix, strlen(prefix)))
-			continue;
-		note("removing leftover device %s", de->d_name);
-		run("vdpa dev del %s 2>/dev/null", de->d_name);
-		destroy(ctl, de->d_name);
-	}
-	close(ctl);
-	closedir(d);
-}
-
-/* vdpa dev add with automatic probing held off; 0 on success. */
-static int vdpa_add_unbound(const char *n)
-{
-	int r;
-
-	sysfs_write("/sys/bus/vdpa/drivers_autoprobe", "0");
-	r = run("vdpa dev add name %s mgmtdev vduse", n);
-	sysfs_write("/sys/bus/vdpa/drivers_autoprobe", "1");
-	return r;
-}
-
-static int vdpa_bind(const char *n, const char *drv)
-{
-	char path[256];
-
-	snprintf(path, sizeof(path), "/sys/bus/vdpa/drivers/%s/bind", drv);
-	return sysfs_write(path, n);
 }
 
 /* ------------------------------------------------------------------ */
@@ -648,7 +481,7 @@ static void test_detached(void)
 	v = 2;
 	answer("set_api_version 2: %s", ename(sys(ioctl(ctl, VDUSE_SET_API_VERSION, &v))));
 
-	cfg_blk(&c, n);
+	sec_cfg_blk(&c, n);
 	r = sys(ioctl(ctl, VDUSE_CREATE_DEV, &c));
 	answer("create_dev blk: %s", ename(r));
 	if (!check(r == 0, ename(r), "CREATE_DEV of a block device")) {
@@ -705,7 +538,7 @@ static void test_detached(void)
 	answer("destroy_dev again: %s", ename(destroy(ctl, n)));
 
 	/* Name limits: 255 bytes and a NUL; 256 bytes without one are cut. */
-	cfg_blk(&c, "");
+	sec_cfg_blk(&c, "");
 	memset(c.hdr.name, 'n', VDUSE_NAME_MAX);
 	memcpy(c.hdr.name, dname("long"), 9);
 	r = sys(ioctl(ctl, VDUSE_CREATE_DEV, &c));
@@ -713,7 +546,7 @@ static void test_detached(void)
 	c.hdr.name[VDUSE_NAME_MAX - 1] = 0;
 	r = destroy(ctl, c.hdr.name);
 	answer("destroy_dev its first 255 bytes: %s", ename(r));
-	cfg_blk(&c, "");
+	sec_cfg_blk(&c, "");
 	answer("create_dev empty name: %s", ename(sys(ioctl(ctl, VDUSE_CREATE_DEV, &c))));
 	close(ctl);
 }
@@ -734,12 +567,12 @@ static void test_config_tail(void)
 	const char *n = dname("cfg");
 	char cmd[256], out[4096];
 	size_t len = 0;
-	int ctl = ctl_open0(), fd;
+	int ctl = ctl_open_v(0), fd;
 	const char *p;
 	FILE *f;
 	long r;
 
-	cfg_net(&c, n);
+	cfg_net(&c, n, net_mac);
 	c.hdr.features |= 1ULL << VIRTIO_NET_F_MTU;
 	c.hdr.config_size = 6;		/* the MAC only */
 	r = sys(ioctl(ctl, VDUSE_CREATE_DEV, &c));
@@ -775,34 +608,6 @@ out:
 /* ------------------------------------------------------------------ */
 /* 3b, 3c, 5: an attached net device with rx buffers posted            */
 /* ------------------------------------------------------------------ */
-
-static const char *net_ifname(const char *n)
-{
-	static char ifname[256];
-	char path[512];
-	struct dirent *de, *de2;
-	DIR *d, *d2;
-
-	snprintf(path, sizeof(path), "/sys/bus/vdpa/devices/%s", n);
-	d = opendir(path);
-	if (!d)
-		return NULL;
-	ifname[0] = 0;
-	while ((de = readdir(d)) && !ifname[0]) {
-		if (strncmp(de->d_name, "virtio", 6))
-			continue;
-		snprintf(path, sizeof(path), "/sys/bus/vdpa/devices/%s/%s/net",
-			 n, de->d_name);
-		d2 = opendir(path);
-		while (d2 && (de2 = readdir(d2)))
-			if (de2->d_name[0] != '.')
-				snprintf(ifname, sizeof(ifname), "%s", de2->d_name);
-		if (d2)
-			closedir(d2);
-	}
-	closedir(d);
-	return ifname[0] ? ifname : NULL;
-}
 
 struct desc {
 	__u64 addr;
@@ -1120,10 +925,10 @@ static void test_attached_net(void)
 	struct vduse_iotlb_entry e;
 	struct vduse_vq_info vi = { .index = 0 };
 	char path[512], v[32];
-	int ctl = ctl_open0(), fd;
+	int ctl = ctl_open_v(0), fd;
 	long mfd;
 
-	cfg_net(&c, n);
+	cfg_net(&c, n, net_mac);
 	if (!check(ioctl(ctl, VDUSE_CREATE_DEV, &c) == 0, strerror(errno),
 		   "CREATE_DEV of a net device")) {
 		close(ctl);
@@ -1185,45 +990,6 @@ out:
 /* 3a, 3b, 5: the vhost-vdpa side                                      */
 /* ------------------------------------------------------------------ */
 
-static int vhost_open(const char *n)
-{
-	char path[512];
-	struct dirent *de;
-	DIR *d;
-	int fd = -1;
-
-	snprintf(path, sizeof(path), "/sys/bus/vdpa/devices/%s", n);
-	d = opendir(path);
-	if (!d)
-		return -1;
-	while ((de = readdir(d)))
-		if (!strncmp(de->d_name, "vhost-vdpa-", 11)) {
-			snprintf(path, sizeof(path), "/dev/%s", de->d_name);
-			fd = open(path, O_RDWR | O_CLOEXEC);
-			break;
-		}
-	closedir(d);
-	return fd;
-}
-
-static long vhost_iotlb_update(int vfd, __u64 iova, __u64 size, void *uaddr)
-{
-	struct vhost_msg_v2 m;
-	ssize_t n;
-
-	memset(&m, 0, sizeof(m));
-	m.type = VHOST_IOTLB_MSG_V2;
-	m.iotlb.iova = iova;
-	m.iotlb.size = size;
-	m.iotlb.uaddr = (uintptr_t)uaddr;
-	m.iotlb.perm = VHOST_ACCESS_RW;
-	m.iotlb.type = VHOST_IOTLB_UPDATE;
-	n = write(vfd, &m, sizeof(m));
-	if (n < 0)
-		return -errno;
-	return n == sizeof(m) ? 0 : -EIO;
-}
-
 /*
  * A block device bound to vhost_vdpa and opened as a VMM would; returns
  * the vhost fd, the device fd in *devfd (served by the device loop).
@@ -1233,7 +999,7 @@ static int vhost_setup(int ctl, struct create *c, const char *n, int *devfd)
 	__u64 bf = 0;
 	int vfd;
 
-	cfg_blk(c, n);
+	sec_cfg_blk(c, n);
 	if (!check(ioctl(ctl, VDUSE_CREATE_DEV, c) == 0, strerror(errno),
 		   "CREATE_DEV of a block device for vhost-vdpa"))
 		return -1;
@@ -1278,7 +1044,7 @@ static void test_vhost(void)
 	} vc;
 	struct vhost_vring_state vs = { .index = 0 };
 	__u32 size = 0;
-	int ctl = ctl_open0(), fd = -1, vfd, mfd;
+	int ctl = ctl_open_v(0), fd = -1, vfd, mfd;
 	void *ram;
 	long r;
 
@@ -1309,7 +1075,7 @@ static void test_vhost(void)
 	if (ftruncate(mfd, 0x10000) == 0)
 		ram = mmap(NULL, 0x10000, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
 	if (ram != MAP_FAILED) {
-		r = vhost_iotlb_update(vfd, 0x100000, 0x10000, ram);
+		r = vhost_iotlb_update(vfd, 0, 0x100000, 0x10000, ram);
 		answer("vhost iotlb update: %s", ename(r));
 		check(r == 0, ename(r), "VHOST_IOTLB_UPDATE (an UPDATE_IOTLB request)");
 		munmap(ram, 0x10000);
@@ -1329,7 +1095,7 @@ static void test_queue_ready(void)
 	static struct create c;
 	const char *n = dname("qr");
 	unsigned long long f = 1ULL << VDUSE_F_QUEUE_READY;
-	int ctl = ctl_open0(), fd;
+	int ctl = ctl_open_v(0), fd;
 	long r;
 
 	r = sys(ioctl(ctl, VDUSE_SET_FEATURES, &f));
@@ -1344,7 +1110,7 @@ static void test_queue_ready(void)
 		close(ctl);
 		return;
 	}
-	cfg_blk(&c, n);
+	sec_cfg_blk(&c, n);
 	if (!check(ioctl(ctl, VDUSE_CREATE_DEV, &c) == 0, strerror(errno),
 		   "CREATE_DEV of a QUEUE_READY block device")) {
 		close(ctl);
@@ -1377,7 +1143,7 @@ static int iotlb_limit(int limit)
 {
 	static struct create c;
 	const char *n = dname("lim");
-	int ctl = ctl_open0(), fd = -1, vfd, mfd, i, fit = 0;
+	int ctl = ctl_open_v(0), fd = -1, vfd, mfd, i, fit = 0;
 	size_t len = (size_t)(limit + 2) * 0x2000;
 	long r = 0;
 	void *ram;
@@ -1393,8 +1159,8 @@ static int iotlb_limit(int limit)
 		goto out;
 	/* Separate pages with gaps: one IOTLB entry each. */
 	for (i = 0; i <= limit; i++) {
-		r = vhost_iotlb_update(vfd, 0x100000 + 0x2000ULL * i, 0x1000,
-				       (char *)ram + 0x2000 * i);
+		r = vhost_iotlb_update(vfd, 0, 0x100000 + 0x2000ULL * i,
+				       0x1000, (char *)ram + 0x2000 * i);
 		if (r)
 			break;
 		fit++;
@@ -1427,9 +1193,9 @@ static int cmd_create(const char *type, const char *name)
 		return 0;
 	}
 	if (!strcmp(type, "net"))
-		cfg_net(&c, name);
+		cfg_net(&c, name, net_mac);
 	else
-		cfg_blk(&c, name);
+		sec_cfg_blk(&c, name);
 	printf("%s\n", ename(sys(ioctl(ctl, VDUSE_CREATE_DEV, &c))));
 	return 0;
 }
@@ -1478,14 +1244,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (!strcmp(argv[1], "iotlb-limit") && argc == 3) {
-		cleanup_leftovers();
+		cleanup_leftovers(dname(""));
 		return iotlb_limit(atoi(argv[2]));
 	}
 	if (strcmp(argv[1], "run") || argc != 2)
 		usage();
 	note("vduse_security (%s-bit) against the %s module on %s", bits,
 	     ours ? "our" : "stock", u.release);
-	cleanup_leftovers();
+	cleanup_leftovers(dname(""));
 	test_detached();
 	test_config_tail();
 	if (no_compat) {

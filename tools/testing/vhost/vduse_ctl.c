@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include "vdpa_nl.h"
+#include "vduse_vqs.h"
 
 #define CTL_PATH	"/dev/vduse/control"
 
@@ -98,28 +99,6 @@ static int dev_create(int ctl, const char *name, unsigned int nvqs)
 	return ioctl(ctl, VDUSE_CREATE_DEV, &c) ? errno : 0;
 }
 
-static int dev_setup(const char *name, unsigned int nvqs)
-{
-	char path[64 + VDUSE_NAME_MAX];
-	struct vduse_vq_config vq;
-	unsigned int i;
-	int fd, e = 0;
-
-	snprintf(path, sizeof(path), "/dev/vduse/%s", name);
-	fd = open(path, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return errno;
-	for (i = 0; i < nvqs && !e; i++) {
-		memset(&vq, 0, sizeof(vq));
-		vq.index = i;
-		vq.max_size = 256;
-		if (ioctl(fd, VDUSE_VQ_SETUP, &vq))
-			e = errno;
-	}
-	close(fd);
-	return e;
-}
-
 static int dev_destroy(int ctl, const char *name)
 {
 	char buf[VDUSE_NAME_MAX];
@@ -158,7 +137,7 @@ static int cmd_create(const char *name, unsigned int nvqs)
 		close(ctl);
 	}
 	if (!e)
-		e = dev_setup(name, nvqs);
+		e = vduse_setup_vqs(name, nvqs);
 	printf("%s\n", errname(e));
 	return e ? 1 : 0;
 }
@@ -296,7 +275,7 @@ static int cmd_cycle(const char *name, long n, int attach)
 			failures++;
 			continue;
 		}
-		e = dev_setup(name, 1);
+		e = vduse_setup_vqs(name, 1);
 		if (e) {
 			printf("# cycle %ld: setup: %s\n", i, errname(e));
 			bad = 1;
