@@ -105,7 +105,7 @@ struct vduse_umem {
  * @stream_limit_pfn: last 4 KiB frame of the bounce area
  * @coherent_iovad: allocator for coherent memory, PAGE_SIZE granule
  * @coherent_limit_pfn: last PAGE_SIZE frame below @iova_limit
- * @iotlb_lock: protects @iotlb and @bounce_mapped
+ * @iotlb_lock: protects @iotlb, @bounce_mapped and @readonly
  * @iotlb: IOVA to (file, offset) translations shown to the daemon
  * @bounce_mapped: the bounce area has an IOTLB entry
  * @bounce_lock: see the locking rules at the top of this file
@@ -125,6 +125,8 @@ struct vduse_umem {
  * @reclaim_armed: bit 0 set while @reclaim_work is queued or running
  * @last_use: jiffies of the last streaming map
  * @reclaim_map: scratch bitmap of the pages a reclaim works on (@umem_mutex)
+ * @readonly: IOVA ranges the daemon may read but not write through its
+ *	mappings of the domain file (vduse_domain_protect()), under iotlb_lock
  */
 struct vduse_iova_domain {
 	struct file *file;
@@ -137,7 +139,7 @@ struct vduse_iova_domain {
 	struct iova_domain coherent_iovad;
 	unsigned long coherent_limit_pfn;
 
-	spinlock_t iotlb_lock;		/* iotlb, bounce_mapped */
+	spinlock_t iotlb_lock;		/* iotlb, bounce_mapped, readonly */
 	struct vhost_iotlb *iotlb;
 	bool bounce_mapped;
 
@@ -155,6 +157,7 @@ struct vduse_iova_domain {
 	unsigned long reclaim_armed;
 	unsigned long last_use;
 	unsigned long *reclaim_map;
+	struct vhost_iotlb *readonly;	/* iotlb_lock */
 };
 
 /* ------------------------------------------------------------------ */
@@ -1327,9 +1330,116 @@ static vm_fault_t vduse_domain_mmap_fault(struct vm_fault *vmf)
 	return 0;
 }
 
+/* Is the page at @iova one the daemon may only read? */
+static bool vduse_domain_readonly(struct vduse_iova_domain *domain, u64 iova)
+{
+	unsigned long flags;
+	bool ret;
+
+	spin_lock_irqsave(&domain->iotlb_lock, flags);
+	ret = vhost_iotlb_itree_first(domain->readonly, iova,
+				      iova + PAGE_SIZE - 1);
+	spin_unlock_irqrestore(&domain->iotlb_lock, flags);
+	return ret;
+}
+
+/*
+ * The daemon's shared writable mappings are write-notified: a page enters
+ * them read-only, and the first write to it comes here.  Writes to a page
+ * vduse_domain_protect() covers are refused with SIGBUS; others make the
+ * page writable.  Return with the page locked until its PTE is writable:
+ * for a bounce page that is what a reclaim waits on, as in the fault path.
+ */
+static vm_fault_t vduse_domain_mmap_mkwrite(struct vm_fault *vmf)
+{
+	struct vduse_iova_domain *domain = vmf->vma->vm_private_data;
+	u64 iova = (u64)vmf->pgoff << PAGE_SHIFT;
+	struct page *page = vmf->page;
+	bool ok;
+
+	if (!domain || vduse_domain_readonly(domain, iova))
+		return VM_FAULT_SIGBUS;
+	if (iova >= domain->bounce_size) {
+		lock_page(page);
+		return VM_FAULT_LOCKED;
+	}
+	if (wait_event_killable(domain->reclaim_wq,
+				!READ_ONCE(domain->reclaiming)))
+		return VM_FAULT_NOPAGE;
+	lock_page(page);
+	read_lock(&domain->bounce_lock);
+	if (domain->umem) {
+		read_unlock(&domain->bounce_lock);
+		unlock_page(page);
+		return VM_FAULT_SIGBUS;
+	}
+	ok = !domain->reclaiming &&
+	     domain->kpages[iova >> PAGE_SHIFT] == page;
+	read_unlock(&domain->bounce_lock);
+	if (ok)
+		return VM_FAULT_LOCKED;
+	/* Being reclaimed: its PTE is zapped, the retry faults it anew. */
+	unlock_page(page);
+	return VM_FAULT_NOPAGE;
+}
+
 static const struct vm_operations_struct vduse_domain_vm_ops = {
 	.fault = vduse_domain_mmap_fault,
+	.page_mkwrite = vduse_domain_mmap_mkwrite,
 };
+
+/**
+ * vduse_domain_protect() - let the daemon read but not write a range
+ * @domain: the domain
+ * @iova: first IOVA, page aligned
+ * @size: bytes, a multiple of PAGE_SIZE
+ *
+ * Writes through the daemon's mappings of the domain file to the pages of
+ * [@iova, @iova + @size) get SIGBUS from now on (a daemon has no business
+ * writing what the driver reads back and trusts, such as a split ring's
+ * descriptor table).  Mappings the daemon already has are zapped so that
+ * they fault again, where the domain file has an inode of its own (see
+ * @can_reclaim); before Linux 6.7 a writable mapping made earlier stays.
+ * Sleeps.
+ *
+ * Return: 0, -ENOMEM, or -ENOSPC past 65536 ranges.
+ */
+int vduse_domain_protect(struct vduse_iova_domain *domain, u64 iova,
+			 u64 size)
+{
+	unsigned long flags;
+	int ret;
+
+	if (!size)
+		return 0;
+	spin_lock_irqsave(&domain->iotlb_lock, flags);
+	ret = vhost_iotlb_add_range(domain->readonly, iova, iova + size - 1,
+				    0, VHOST_MAP_RO);
+	spin_unlock_irqrestore(&domain->iotlb_lock, flags);
+	if (!ret && domain->can_reclaim)
+		unmap_mapping_range(domain->file->f_mapping, iova, size, 0);
+	return ret;
+}
+
+/**
+ * vduse_domain_unprotect() - undo vduse_domain_protect()
+ * @domain: the domain
+ * @iova: first IOVA given to vduse_domain_protect()
+ * @size: size given to vduse_domain_protect()
+ *
+ * Drops every protected range that intersects the given one.
+ */
+void vduse_domain_unprotect(struct vduse_iova_domain *domain, u64 iova,
+			    u64 size)
+{
+	unsigned long flags;
+
+	if (!size)
+		return;
+	spin_lock_irqsave(&domain->iotlb_lock, flags);
+	vhost_iotlb_del_range(domain->readonly, iova, iova + size - 1);
+	spin_unlock_irqrestore(&domain->iotlb_lock, flags);
+}
 
 /* Kernel-version dependent part of the mmap setup. */
 static void vduse_domain_vma_init(struct vm_area_struct *vma)
@@ -1364,6 +1474,8 @@ static void vduse_domain_free(struct vduse_iova_domain *domain)
 			if (domain->kpages[i])
 				put_page(domain->kpages[i]);
 	}
+	if (domain->readonly)
+		vhost_iotlb_free(domain->readonly);
 	kvfree(domain->kpages);
 	kvfree(domain->slot_orig);
 	bitmap_free(domain->reclaim_map);
@@ -1444,10 +1556,12 @@ struct vduse_iova_domain *vduse_domain_create(u64 iova_limit,
 	domain->kpages = kvcalloc(bounce_size >> PAGE_SHIFT,
 				  sizeof(*domain->kpages), GFP_KERNEL);
 	domain->iotlb = vhost_iotlb_alloc(iotlb_limit, 0);
+	/* One range per virtqueue at most. */
+	domain->readonly = vhost_iotlb_alloc(U16_MAX + 1, 0);
 	domain->reclaim_map = bitmap_zalloc(bounce_size >> PAGE_SHIFT,
 					    GFP_KERNEL);
 	if (!domain->slot_orig || !domain->kpages || !domain->iotlb ||
-	    !domain->reclaim_map)
+	    !domain->readonly || !domain->reclaim_map)
 		goto err;
 	for (i = 0; i < nslots; i++)
 		domain->slot_orig[i] = INVALID_PHYS_ADDR;

@@ -97,4 +97,9 @@ int vduse_domain_dereg_umem(struct vduse_iova_domain *domain,
 			    u64 iova, u64 size);
 void vduse_domain_drop_umem(struct vduse_iova_domain *domain);
 
+int vduse_domain_protect(struct vduse_iova_domain *domain, u64 iova,
+			 u64 size);
+void vduse_domain_unprotect(struct vduse_iova_domain *domain, u64 iova,
+			    u64 size);
+
 #endif /* _VDUSE_IOVA_DOMAIN_H */

@@ -192,6 +192,9 @@ struct vduse_vq_track {
  * @device_addr: IOVA of the device area
  * @state: start state set by the driver
  * @ready: enabled by the driver
+ * @ro_iova: first IOVA of the pages made read-only for the daemon while
+ *	the queue is enabled (vduse_vq_protect())
+ * @ro_size: their size in bytes, 0 when none
  * @kick_lock: protects @kickfd, @kicked and @kicks
  * @kickfd: eventfd signalled on kicks, or NULL
  * @kicked: a kick arrived while no eventfd was installed
@@ -209,7 +212,7 @@ struct vduse_vq_track {
  * @track: requests in flight, followed for a block device's split ring
  * @kobj: the "vqN" sysfs directory; its release frees the virtqueue
  *
- * The fields from @num_max to @ready are protected by vduse_dev.lock.
+ * The fields from @num_max to @ro_size are protected by vduse_dev.lock.
  */
 struct vduse_virtqueue {
 	u32 index;
@@ -223,6 +226,8 @@ struct vduse_virtqueue {
 	u64 device_addr;
 	struct vdpa_vq_state state;
 	bool ready;
+	u64 ro_iova;
+	u64 ro_size;
 
 	spinlock_t kick_lock;	/* kickfd, kicked, kicks */
 	struct eventfd_ctx *kickfd;
@@ -958,11 +963,65 @@ static void vduse_dev_inject_work(struct work_struct *work)
 }
 
 /* Forget what the driver configured in a virtqueue.  dev->lock held. */
+/*
+ * A split ring's descriptor table is read back by the driver: when it
+ * takes a buffer back it follows the chain by the flags of the table, so
+ * a daemon that rewrites them makes it free descriptors still in use or
+ * lose some (and virtio_net's removal then hits a BUG_ON).  A device
+ * never writes that table: make its pages read-only for the daemon while
+ * the queue is enabled, all but those the used ring shares.  Packed rings
+ * are written by the device.  vduse_dev.lock held.
+ */
+static void vduse_vq_protect(struct vduse_virtqueue *vq)
+{
+	struct vduse_iova_domain *domain = vduse_vq_domain(vq);
+	u64 size = 16ULL * vq->num, first, last, ufirst, ulast;
+
+	if (!domain || !size || vq->ro_size ||
+	    vduse_dev_has_feature(vq->dev, VIRTIO_F_RING_PACKED) ||
+	    vq->desc_addr > U64_MAX - size ||
+	    vq->device_addr > U64_MAX - (6 + 8ULL * vq->num))
+		return;
+	first = vq->desc_addr >> PAGE_SHIFT;
+	last = (vq->desc_addr + size - 1) >> PAGE_SHIFT;
+	ufirst = vq->device_addr >> PAGE_SHIFT;
+	ulast = (vq->device_addr + 6 + 8ULL * vq->num - 1) >> PAGE_SHIFT;
+	if (ufirst <= last && ulast >= first) {
+		if (ufirst > first)
+			last = ufirst - 1;
+		else if (ulast < last)
+			first = ulast + 1;
+		else
+			return;
+	}
+	if (vduse_domain_protect(domain, first << PAGE_SHIFT,
+				 (last - first + 1) << PAGE_SHIFT))
+		return;
+	vq->ro_iova = first << PAGE_SHIFT;
+	vq->ro_size = (last - first + 1) << PAGE_SHIFT;
+}
+
+/* Undo vduse_vq_protect(), in whichever domain.  vduse_dev.lock held. */
+static void vduse_vq_unprotect(struct vduse_virtqueue *vq)
+{
+	struct vduse_dev *dev = vq->dev;
+	u32 i;
+
+	if (!vq->ro_size)
+		return;
+	for (i = 0; i < dev->nas; i++)
+		if (dev->domains[i])
+			vduse_domain_unprotect(dev->domains[i], vq->ro_iova,
+					       vq->ro_size);
+	vq->ro_size = 0;
+}
+
 static void vduse_vq_reset(struct vduse_virtqueue *vq)
 {
 	struct eventfd_ctx *kickfd;
 
 	WRITE_ONCE(vq->ready, false);
+	vduse_vq_unprotect(vq);
 	vq->num = 0;
 	vq->desc_addr = 0;
 	vq->driver_addr = 0;
@@ -1109,8 +1168,10 @@ static void vduse_vdpa_set_vq_ready(struct vdpa_device *vdpa, u16 idx,
 	mutex_lock(&dev->lock);
 	WRITE_ONCE(vq->ready, ready);
 	if (ready) {
+		vduse_vq_protect(vq);
 		vduse_vq_track_start(vq);
 	} else {
+		vduse_vq_unprotect(vq);
 		spin_lock_irq(&vq->irq_lock);
 		vduse_vq_track_stop(vq);
 		spin_unlock_irq(&vq->irq_lock);

@@ -740,6 +740,57 @@ static void vduse_domain_test_coherent(struct kunit *test)
 							    &iova, GFP_KERNEL));
 }
 
+/* Can the daemon write one byte at @iova through its mapping? */
+static bool kt_can_poke(struct kt_domain *kd, u64 iova, u8 byte)
+{
+	return !copy_to_user((void __user *)(kd->view + iova), &byte, 1);
+}
+
+/*
+ * Protected pages (a split ring's descriptor table) are read-only for the
+ * daemon: reads work, a write fails (SIGBUS for a process), also where
+ * the daemon had written before; the page next to them stays writable,
+ * and once unprotected, writes go through again.  Bounce pages likewise.
+ */
+static void vduse_domain_test_protect(struct kunit *test)
+{
+	struct kt_domain *kd = kt_domain_create(test, 64);
+	size_t len = 2 * PAGE_SIZE;
+	dma_addr_t iova, bounce;
+	u8 *vaddr;
+
+	vaddr = vduse_domain_alloc_coherent(kd->domain, len, &iova,
+					    GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, vaddr);
+	bounce = kt_map(kd, kt_buf(test, 0, PAGE_SIZE, 0x33), PAGE_SIZE,
+			DMA_TO_DEVICE, 0);
+	KUNIT_ASSERT_NE(test, bounce, DMA_MAPPING_ERROR);
+	kt_view(test, kd, iova);
+	/* Writable mappings made before: protection takes them away. */
+	kt_poke(test, kd, iova, 0x11, len);
+	KUNIT_EXPECT_TRUE(test, kt_can_poke(kd, bounce, 0x33));
+
+	KUNIT_ASSERT_EQ(test, 0, vduse_domain_protect(kd->domain, iova,
+						      PAGE_SIZE));
+	KUNIT_ASSERT_EQ(test, 0, vduse_domain_protect(kd->domain, bounce,
+						      PAGE_SIZE));
+	KUNIT_EXPECT_TRUE(test, kt_sees(test, kd, iova, 0x11, len));
+	KUNIT_EXPECT_TRUE(test, kt_sees(test, kd, bounce, 0x33, PAGE_SIZE));
+	KUNIT_EXPECT_FALSE(test, kt_can_poke(kd, iova + 9, 0x22));
+	KUNIT_EXPECT_FALSE(test, kt_can_poke(kd, bounce, 0x22));
+	KUNIT_EXPECT_TRUE(test, kt_can_poke(kd, iova + PAGE_SIZE, 0x22));
+	KUNIT_EXPECT_EQ(test, vaddr[9], 0x11);
+	KUNIT_EXPECT_EQ(test, vaddr[PAGE_SIZE], 0x22);
+
+	vduse_domain_unprotect(kd->domain, iova, PAGE_SIZE);
+	vduse_domain_unprotect(kd->domain, bounce, PAGE_SIZE);
+	KUNIT_EXPECT_TRUE(test, kt_can_poke(kd, iova + 9, 0x22));
+	KUNIT_EXPECT_TRUE(test, kt_can_poke(kd, bounce, 0x44));
+	KUNIT_EXPECT_EQ(test, vaddr[9], 0x22);
+	kt_unmap(kd, bounce, PAGE_SIZE, DMA_TO_DEVICE, 0);
+	vduse_domain_free_coherent(kd->domain, len, vaddr, iova);
+}
+
 /* The coherent space runs out cleanly and is reusable after frees. */
 static void vduse_domain_test_coherent_exhaustion(struct kunit *test)
 {
@@ -1348,6 +1399,7 @@ static struct kunit_case vduse_domain_cases[] = {
 	KUNIT_CASE(vduse_domain_test_atomic_map),
 	KUNIT_CASE(vduse_domain_test_coherent),
 	KUNIT_CASE(vduse_domain_test_coherent_exhaustion),
+	KUNIT_CASE(vduse_domain_test_protect),
 	KUNIT_CASE(vduse_domain_test_coherent_va),
 	KUNIT_CASE(vduse_domain_test_rw),
 	KUNIT_CASE(vduse_domain_test_set_map),
@@ -2624,6 +2676,62 @@ static bool kt_track_start(struct kt_ring *r)
 	return r->vq->track.inflight;
 }
 
+/* vduse_vq_protect() as set_vq_ready does: the range it protected. */
+static u64 kt_protect(struct kt_ring *r)
+{
+	mutex_lock(&r->dev->lock);
+	vduse_vq_protect(r->vq);
+	mutex_unlock(&r->dev->lock);
+	return r->vq->ro_size;
+}
+
+static void kt_unprotect(struct kt_ring *r)
+{
+	mutex_lock(&r->dev->lock);
+	vduse_vq_unprotect(r->vq);
+	mutex_unlock(&r->dev->lock);
+}
+
+/*
+ * An enabled split ring's descriptor table is made read-only for the
+ * daemon: the pages of the table, not one the used ring shares; none for
+ * a packed ring; and disabling the queue gives them back.
+ */
+static void vduse_track_test_protect(struct kunit *test)
+{
+	struct kt_ring *r = kt_ring(test);
+	u64 used = r->vq->device_addr;
+
+	/* KT_RING_ALIGN puts the used ring on the next page. */
+	KUNIT_EXPECT_EQ(test, kt_protect(r), PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, r->vq->ro_iova, r->iova);
+	KUNIT_EXPECT_EQ(test, kt_protect(r), PAGE_SIZE);	/* once */
+	kt_unprotect(r);
+	KUNIT_EXPECT_EQ(test, r->vq->ro_size, 0);
+
+	/* A used ring in the table's page: that page stays writable. */
+	r->vq->device_addr = r->iova + 2048;
+	KUNIT_EXPECT_EQ(test, kt_protect(r), 0);
+	r->vq->device_addr = used;
+
+	/* Descriptors over two pages, the used ring in the second. */
+	r->vq->num = PAGE_SIZE / 16 * 2;
+	r->vq->device_addr = r->iova + PAGE_SIZE + 512;
+	KUNIT_EXPECT_EQ(test, kt_protect(r), PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, r->vq->ro_iova, r->iova);
+	kt_unprotect(r);
+	r->vq->num = KT_RING_NUM;
+	r->vq->device_addr = used;
+
+	/* A table that wraps around the IOVA space is left alone. */
+	r->vq->desc_addr = U64_MAX - 64;
+	KUNIT_EXPECT_EQ(test, kt_protect(r), 0);
+	r->vq->desc_addr = r->iova;
+
+	r->dev->driver_features |= BIT_ULL(VIRTIO_F_RING_PACKED);
+	KUNIT_EXPECT_EQ(test, kt_protect(r), 0);
+}
+
 /* The module's look at the rings, as around a callback. */
 static void kt_track_update(struct kt_ring *r)
 {
@@ -3414,6 +3522,7 @@ static struct kunit_case vduse_track_cases[] = {
 	KUNIT_CASE_PARAM(vduse_track_test_overrun, kt_overrun_gen_params),
 	KUNIT_CASE_PARAM(vduse_track_test_start, kt_start_gen_params),
 	KUNIT_CASE(vduse_track_test_restart),
+	KUNIT_CASE(vduse_track_test_protect),
 	KUNIT_CASE(vduse_track_test_fail),
 	KUNIT_CASE_PARAM(vduse_track_test_chain, kt_chain_gen_params),
 	KUNIT_CASE(vduse_track_test_run_cb),

@@ -32,6 +32,11 @@
  *                    again (not a head) on odd ones
  *   ring-bad-len     every used entry reports a length far beyond the
  *                    buffers
+ *   ring-desc        before each completion, writes the head descriptor's
+ *                    flags back (the same value) into the split ring's
+ *                    descriptor table, which a device never writes and
+ *                    the driver trusts: the write must get SIGBUS (our
+ *                    module maps that table read-only for the daemon)
  *   irq              VDUSE_VQ_INJECT_IRQ on nonexistent queues, on a queue
  *                    the driver never enabled, before DRIVER_OK, while the
  *                    reset waits for us and after it; from DRIVER_OK to
@@ -63,6 +68,7 @@
 #include <getopt.h>
 #include <poll.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -89,7 +95,7 @@
 enum mode {
 	M_GOOD, M_BAD_IDS, M_BAD_WRITES, M_GARBAGE, M_UNSOLICITED,
 	M_RING_BAD_ID, M_RING_BAD_LEN, M_IRQ, M_CONFIG, M_SILENT,
-	M_SILENT_AFTER_OK, NR_MODES
+	M_SILENT_AFTER_OK, M_RING_DESC, NR_MODES
 };
 
 static const char *const mode_names[NR_MODES] = {
@@ -104,6 +110,7 @@ static const char *const mode_names[NR_MODES] = {
 	[M_CONFIG] = "config",
 	[M_SILENT] = "silent",
 	[M_SILENT_AFTER_OK] = "silent-after-ok",
+	[M_RING_DESC] = "ring-desc",
 };
 
 #define BIT_MODE(m)	(1u << (m))
@@ -137,7 +144,7 @@ enum {
 	T_UNREAD, T_TWICE, T_POISON, T_BADLEN, T_IRQ_EARLY, T_IRQ_BAD,
 	T_IRQ_READY, T_IRQ_UNREADY, T_IRQ_IN_RESET, T_IRQ_AFTER_RESET,
 	T_CFG_EARLY, T_CFG_BAD, T_CFG_SET, T_CFG_IRQ, T_HELD, T_BROKEN_POLL,
-	T_BROKEN_IOCTL, T_BROKEN_REPLY, T_BROKEN_READ, NR_TALLIES
+	T_BROKEN_IOCTL, T_BROKEN_REPLY, T_BROKEN_READ, T_DESC_RO, NR_TALLIES
 };
 
 static struct tally tallies[NR_TALLIES] = {
@@ -199,6 +206,8 @@ static struct tally tallies[NR_TALLIES] = {
 			     SILENT_MODES },
 	[T_BROKEN_READ] = { "a non-blocking read on the broken device finds nothing (EAGAIN)",
 			    SILENT_MODES },
+	[T_DESC_RO] = { "writes to the split ring's descriptor table get SIGBUS",
+			BIT_MODE(M_RING_DESC) },
 };
 
 static pthread_mutex_t tally_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -412,6 +421,44 @@ static uint32_t blk_serve(struct hq *q, const struct vring_elem *e,
 	return len;
 }
 
+/* Volatile: the handler reads it, so its stores must not be elided. */
+static __thread sigjmp_buf *volatile desc_env;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	char msg[64];
+	int n;
+
+	(void)uc;
+	if (!desc_env) {
+		n = snprintf(msg, sizeof(msg), "vduse_hostile: signal %d at %p\n",
+			     sig, si->si_addr);
+		if (write(STDERR_FILENO, msg, n) < 0)
+			abort();
+		abort();
+	}
+	siglongjmp(*desc_env, 1);
+}
+
+/*
+ * Write @flags back with the value it has: harmless where the write goes
+ * through (the stock module), and a SIGBUS where the table is read-only.
+ */
+static bool desc_writable(uint16_t *flags)
+{
+	volatile uint16_t *p = flags;
+	sigjmp_buf env;
+	bool wrote = false;
+
+	if (!sigsetjmp(env, 1)) {
+		desc_env = &env;
+		*p = *p;
+		wrote = true;
+	}
+	desc_env = NULL;
+	return wrote;
+}
+
 /*
  * Publish the completion of @id and, in the same update of used->idx, a
  * bogus entry: the driver sees both in one interrupt, so no other request
@@ -461,6 +508,10 @@ static bool queue_complete(struct hq *q, const struct vring_elem *e)
 		len = q->completed++ % 2 ? 0xffffffffu : len + (1u << 20);
 		tally(T_BADLEN, true, "-");
 	}
+	if (H.mode == M_RING_DESC && !q->ring.packed)
+		tally(T_DESC_RO, !desc_writable(&q->ring.split.desc[e->id].flags),
+		      "queue %u: the write to descriptor %u went through",
+		      q->index, e->id);
 	vring_push(&q->ring, e->id, e->ndesc, len);
 	return true;
 }
@@ -1145,7 +1196,7 @@ static void __attribute__((noreturn)) usage(int status)
 "Serves a RAM virtio-blk device through VDUSE and misbehaves as MODE says,\n"
 "until SIGTERM; then prints TAP lines and destroys the device.\n"
 "Modes: good bad-ids bad-writes garbage-results unsolicited ring-bad-id\n"
-"       ring-bad-len irq config silent silent-after-ok\n");
+"       ring-bad-len irq config silent silent-after-ok ring-desc\n");
 	exit(status);
 }
 
@@ -1215,6 +1266,9 @@ int main(int argc, char **argv)
 	}
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sa.sa_sigaction = on_sigbus;
+	sa.sa_flags = SA_NODEFER | SA_SIGINFO;
+	sigaction(SIGBUS, &sa, NULL);
 	iotlb_init(&H.as);
 	for (unsigned int i = 0; i < H.vq_num; i++) {
 		H.q[i].index = i;
