@@ -59,8 +59,9 @@ bench:
 
 .PHONY: bench
 
-# The long runs of issue 7: the fuzzer for SOAK_SECONDS (default 3600), the
-# races for RACES_SECONDS each (default 600) and every suite in SOAK_SUITES
+# The long runs of issue 7, an hour in all: the fuzzer for SOAK_SECONDS
+# (default 1800), every fault ROUNDS times (default 3), the races for
+# RACES_SECONDS each (default 240) and every suite in SOAK_SUITES
 # (default "fuzz faults races") with SOAK=1, on 7.3
 # with our module (tools/testing/soak); ends with "N passed, M failed".
 soak:

@@ -49,7 +49,7 @@
 # ends the case by restarting the daemon.
 #
 # SOAK=1 in the guest's environment repeats every fault ROUNDS times
-# (default 10, ROUNDS=N to pick), e.g.
+# (default 3, ROUNDS=N to pick), e.g.
 #   tools/testing/vm/run -- env SOAK=1 /vduse/tools/testing/suites/faults.sh
 . "$(dirname "$0")/lib.sh"
 cd /tmp || exit 1
@@ -61,7 +61,7 @@ CTL=$TOOLS/vduse_ctl
 T=3				# msg_timeout of devices whose daemon stays dead, s
 TW=10				# the same where a request must be seen waiting first
 if [ "${SOAK:-0}" != 0 ]; then
-	ROUNDS=${ROUNDS:-10}
+	ROUNDS=${ROUNDS:-3}
 else
 	ROUNDS=${ROUNDS:-1}
 fi
