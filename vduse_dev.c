@@ -1080,6 +1080,30 @@ static void vduse_dev_reset(struct vduse_dev *dev)
 	}
 }
 
+/*
+ * virtio_net may put MAX_SKB_FRAGS + 2 buffers in one request; without
+ * indirect descriptors a smaller ring cannot hold it and the guest's
+ * virtio core warns and drops the buffer.
+ */
+#define VDUSE_NET_MIN_RING	((u32)(MAX_SKB_FRAGS + 2))
+
+/*
+ * The largest ring a driver may give @vq: its max_size, or 0 (unusable)
+ * for a net queue shorter than VDUSE_NET_MIN_RING without indirect
+ * descriptors.  "vdpa dev add" refuses such a device, but VQ_SETUP may
+ * shrink a queue afterwards (API version 0 allows it at any time).
+ */
+static u16 vduse_vq_usable_max(struct vduse_virtqueue *vq)
+{
+	struct vduse_dev *dev = vq->dev;
+	u16 num_max = READ_ONCE(vq->num_max);
+
+	if (dev->device_id == VIRTIO_ID_NET && num_max < VDUSE_NET_MIN_RING &&
+	    !(dev->device_features & BIT_ULL(VIRTIO_RING_F_INDIRECT_DESC)))
+		return 0;
+	return num_max;
+}
+
 static struct vduse_dev *vdpa_to_vduse(struct vdpa_device *vdpa)
 {
 	return container_of(vdpa, struct vduse_vdpa, vdpa)->dev;
@@ -1144,7 +1168,7 @@ static u16 vduse_vdpa_get_vq_size(struct vdpa_device *vdpa, u16 idx)
 	if (!vq)
 		return 0;
 	num = READ_ONCE(vq->num);
-	return num ? num : READ_ONCE(vq->num_max);
+	return num ? num : vduse_vq_usable_max(vq);
 }
 
 static u32 vduse_vdpa_get_vq_group(struct vdpa_device *vdpa, u16 idx)
@@ -1265,7 +1289,7 @@ static u16 vduse_vdpa_get_vq_num_max(struct vdpa_device *vdpa)
 	u32 i;
 
 	for (i = 0; i < dev->vq_num; i++)
-		num_max = max(num_max, READ_ONCE(dev->vqs[i]->num_max));
+		num_max = max(num_max, vduse_vq_usable_max(dev->vqs[i]));
 	return num_max;
 }
 
@@ -3225,19 +3249,9 @@ unlock:
 	return ret;
 }
 
-/*
- * virtio_net may put MAX_SKB_FRAGS + 2 buffers in one request; without
- * indirect descriptors a smaller ring cannot hold it and the guest's
- * virtio core warns and drops the buffer.
- */
-#define VDUSE_NET_MIN_RING	((u32)(MAX_SKB_FRAGS + 2))
-
 /* Every virtqueue set up, with rings the device's driver can use. */
 static bool vduse_dev_vqs_set_up(struct vduse_dev *dev)
 {
-	bool net_small_ok = dev->device_id != VIRTIO_ID_NET ||
-			    dev->device_features &
-			    BIT_ULL(VIRTIO_RING_F_INDIRECT_DESC);
 	bool ok = true;
 	u32 i;
 
@@ -3246,7 +3260,7 @@ static bool vduse_dev_vqs_set_up(struct vduse_dev *dev)
 		u16 num_max = dev->vqs[i]->num_max;
 
 		ok = num_max != 0;
-		if (ok && !net_small_ok && num_max < VDUSE_NET_MIN_RING) {
+		if (ok && !vduse_vq_usable_max(dev->vqs[i])) {
 			dev_warn_ratelimited(dev->dev,
 					     "vq %u: a net queue without indirect descriptors needs at least %u entries\n",
 					     i, VDUSE_NET_MIN_RING);

@@ -1803,29 +1803,38 @@ static const struct {
 	bool indirect;
 	u16 num_max[2];
 	bool want;
+	u16 offered[2];
 } kt_vqs_cases[] = {
 	{ "network, rings of the minimum", VIRTIO_ID_NET, false,
-	  { VDUSE_NET_MIN_RING, 1024 }, true },
+	  { VDUSE_NET_MIN_RING, 1024 }, true, { VDUSE_NET_MIN_RING, 1024 } },
 	{ "network, one ring one entry short", VIRTIO_ID_NET, false,
-	  { 1024, VDUSE_NET_MIN_RING - 1 }, false },
-	{ "network, small rings", VIRTIO_ID_NET, false, { 4, 4 }, false },
+	  { 1024, VDUSE_NET_MIN_RING - 1 }, false, { 1024, 0 } },
+	{ "network, small rings", VIRTIO_ID_NET, false, { 4, 4 }, false,
+	  { 0, 0 } },
 	{ "network with INDIRECT_DESC, small rings", VIRTIO_ID_NET, true,
-	  { 4, 1 }, true },
+	  { 4, 1 }, true, { 4, 1 } },
 	{ "network with INDIRECT_DESC, a ring not set up", VIRTIO_ID_NET, true,
-	  { 256, 0 }, false },
+	  { 256, 0 }, false, { 256, 0 } },
 	{ "network, a ring not set up", VIRTIO_ID_NET, false, { 0, 256 },
-	  false },
-	{ "block, small rings", VIRTIO_ID_BLOCK, false, { 1, 2 }, true },
-	{ "block, large rings", VIRTIO_ID_BLOCK, false, { 1024, 256 }, true },
+	  false, { 0, 256 } },
+	{ "block, small rings", VIRTIO_ID_BLOCK, false, { 1, 2 }, true,
+	  { 1, 2 } },
+	{ "block, large rings", VIRTIO_ID_BLOCK, false, { 1024, 256 }, true,
+	  { 1024, 256 } },
 	{ "block, a ring not set up", VIRTIO_ID_BLOCK, false, { 256, 0 },
-	  false },
+	  false, { 256, 0 } },
 };
 
-/* Rings a network driver without indirect descriptors cannot fill. */
+/*
+ * Rings a network driver without indirect descriptors cannot fill: "vdpa
+ * dev add" refuses them, and since VQ_SETUP may shrink a ring after that,
+ * the driver is offered no size for such a ring (it fails to probe).
+ */
 static void vduse_config_test_vqs_set_up(struct kunit *test)
 {
 	struct vduse_dev *dev = kt_dev(test, 0, 0, 0);
-	unsigned int i;
+	struct vdpa_device *vdpa = kt_vdpa(test, dev);
+	unsigned int i, q;
 
 	KUNIT_ASSERT_EQ(test, dev->vq_num, 2);
 	for (i = 0; i < ARRAY_SIZE(kt_vqs_cases); i++) {
@@ -1839,6 +1848,15 @@ static void vduse_config_test_vqs_set_up(struct kunit *test)
 		KUNIT_EXPECT_EQ_MSG(test, vduse_dev_vqs_set_up(dev),
 				    kt_vqs_cases[i].want, "%s",
 				    kt_vqs_cases[i].desc);
+		for (q = 0; q < 2; q++)
+			KUNIT_EXPECT_EQ_MSG(test, vduse_vdpa_get_vq_size(vdpa, q),
+					    kt_vqs_cases[i].offered[q],
+					    "%s, queue %u", kt_vqs_cases[i].desc,
+					    q);
+		KUNIT_EXPECT_EQ_MSG(test, vduse_vdpa_get_vq_num_max(vdpa),
+				    max(kt_vqs_cases[i].offered[0],
+					kt_vqs_cases[i].offered[1]),
+				    "%s", kt_vqs_cases[i].desc);
 	}
 }
 

@@ -4,6 +4,7 @@
  * inputs that used to take the guest down.
  *
  *   vduse_netguard --name NAME [--ring N] [--indirect] [--announce]
+ *                  [--shrink N]
  *
  * It creates the net device NAME (API version 0, two queues of N entries,
  * default 256, VIRTIO_RING_F_INDIRECT_DESC only with --indirect), answers
@@ -16,6 +17,10 @@
  * device never has, and virtio_net would hit a BUG_ON.  A ring shorter
  * than MAX_SKB_FRAGS + 2 without indirect descriptors cannot hold a
  * big-packets receive buffer and makes the virtio core warn.
+ *
+ * --shrink N: on SIGUSR1 the daemon sets both queues' max size to N with
+ * VDUSE_VQ_SETUP, which API version 0 allows at any time: after "vdpa
+ * dev add" accepted the rings, before the driver binds.
  *
  * On SIGTERM or SIGINT it closes the device and destroys it (retrying
  * while the vDPA device still exists) and exits 0; 1 on any setup error.
@@ -79,6 +84,7 @@ int main(int argc, char **argv)
 		{ "ring", required_argument, NULL, 'r' },
 		{ "indirect", no_argument, NULL, 'i' },
 		{ "announce", no_argument, NULL, 'a' },
+		{ "shrink", required_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct {
@@ -87,7 +93,7 @@ int main(int argc, char **argv)
 	} cfg;
 	unsigned long long api = 0;
 	const char *name = NULL;
-	int ring = 256, indirect = 0, announce = 0;
+	int ring = 256, indirect = 0, announce = 0, shrink = 0;
 	struct vduse_vq_config vq;
 	char path[64];
 	sigset_t sigs;
@@ -100,15 +106,18 @@ int main(int argc, char **argv)
 		case 'r': ring = atoi(optarg); break;
 		case 'i': indirect = 1; break;
 		case 'a': announce = 1; break;
+		case 's': shrink = atoi(optarg); break;
 		default: goto usage;
 		}
 	}
-	if (!name || strlen(name) >= VDUSE_NAME_MAX || ring < 1 || ring > 32768)
+	if (!name || strlen(name) >= VDUSE_NAME_MAX || ring < 1 ||
+	    ring > 32768 || shrink < 0 || shrink > 32768)
 		goto usage;
 
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	ctl = open("/dev/vduse/control", O_RDWR);
@@ -156,6 +165,18 @@ int main(int argc, char **argv)
 		struct timespec tick = { 0, 100 * 1000 * 1000 };
 
 		sig = sigtimedwait(&sigs, NULL, &tick);
+		if (sig == SIGUSR1 && shrink) {
+			for (i = 0; i < 2; i++) {
+				memset(&vq, 0, sizeof(vq));
+				vq.index = i;
+				vq.max_size = shrink;
+				if (ioctl(dev_fd, VDUSE_VQ_SETUP, &vq))
+					perror("VDUSE_VQ_SETUP (shrink)");
+			}
+			printf("shrunk to %d\n", shrink);
+			fflush(stdout);
+			continue;
+		}
 		if (sig > 0)
 			break;
 		/* Errors are expected before DRIVER_OK and after a reset. */
@@ -176,6 +197,7 @@ int main(int argc, char **argv)
 	die("VDUSE_DESTROY_DEV");
 usage:
 	fprintf(stderr,
-		"usage: vduse_netguard --name NAME [--ring N] [--indirect] [--announce]\n");
+		"usage: vduse_netguard --name NAME [--ring N] [--indirect] [--announce]\n"
+		"                      [--shrink N]\n");
 	return 2;
 }

@@ -303,6 +303,26 @@ ng_stop() {
 }
 # ng_gone NAME: the daemon exited 0 and the device is gone.
 ng_gone() { test "$NG_RC" -eq 0 && ! test -e "/dev/vduse/$1"; }
+# ng_add_unbound NAME: vdpa dev add with no driver probing it yet.
+ng_add_unbound() {
+	local auto rc
+	auto=$(cat /sys/bus/vdpa/drivers_autoprobe)
+	echo 0 >/sys/bus/vdpa/drivers_autoprobe
+	timeout 90 vdpa dev add name "$1" mgmtdev vduse
+	rc=$?
+	echo "$auto" >/sys/bus/vdpa/drivers_autoprobe
+	return $rc
+}
+# ng_shrink: SIGUSR1 to the daemon, which shrinks its rings.
+ng_shrink() {
+	kill -USR1 "$NG" && wait_for 10 grep -q '^shrunk' /tmp/ng.log
+}
+# ng_bind NAME: bind virtio_vdpa and see a net interface appear.
+ng_bind() {
+	echo virtio_vdpa >"/sys/bus/vdpa/devices/$1/driver_override" &&
+		echo "$1" >/sys/bus/vdpa/drivers_probe 2>/dev/null
+	wait_for 10 vdpa_netdev "$1"
+}
 ng_up() {	# ng_up NAME: the interface of NAME comes up and stays up
 	local ifc
 	wait_for 20 vdpa_netdev "$1" || return 1
@@ -333,6 +353,18 @@ if [ "${VM_MODULE:-ours}" = ours ]; then
 	else
 		fail "vduse_netguard creates ng-small"
 		ng_stop ng-small
+	fi
+	SHR="256-entry net rings shrunk to 8 after vdpa dev add"
+	if ng_start ng-shr --shrink 8; then
+		check "$SHR: vdpa dev add, not bound yet" ng_add_unbound ng-shr
+		check "$SHR: the daemon shrinks them (VQ_SETUP)" ng_shrink
+		check_fails "$SHR: virtio_net cannot bind: no usable ring size" \
+			ng_bind ng-shr
+		ng_stop ng-shr
+		check "$SHR: the daemon destroys it" ng_gone ng-shr
+	else
+		fail "vduse_netguard creates ng-shr"
+		ng_stop ng-shr
 	fi
 	ANN="VIRTIO_NET_S_ANNOUNCE in the status"
 	if ng_start ng-ann --announce; then
