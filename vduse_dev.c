@@ -125,7 +125,8 @@ MODULE_PARM_DESC(max_iotlb_entries,
  *
  * The counters (debugfs vduse/stats) sit under the lock their path
  * already holds: kicks under kick_lock, interrupts under irq_lock,
- * messages under msg_lock.  A hot path pays one plain increment on a line it owns.
+ * messages under msg_lock.  A hot path pays one plain increment on a
+ * line it owns.
  * Config interrupts, counted where no lock is held, use an atomic.
  *
  * No lock is held while the kernel waits for a reply from the daemon: the
@@ -962,7 +963,6 @@ static void vduse_dev_inject_work(struct work_struct *work)
 	spin_unlock_irq(&dev->irq_lock);
 }
 
-/* Forget what the driver configured in a virtqueue.  dev->lock held. */
 /*
  * A split ring's descriptor table is read back by the driver: when it
  * takes a buffer back it follows the chain by the flags of the table, so
@@ -994,11 +994,11 @@ static void vduse_vq_protect(struct vduse_virtqueue *vq)
 		else
 			return;
 	}
-	if (vduse_domain_protect(domain, first << PAGE_SHIFT,
-				 (last - first + 1) << PAGE_SHIFT))
+	size = (last - first + 1) << PAGE_SHIFT;
+	if (vduse_domain_protect(domain, first << PAGE_SHIFT, size))
 		return;
 	vq->ro_iova = first << PAGE_SHIFT;
-	vq->ro_size = (last - first + 1) << PAGE_SHIFT;
+	vq->ro_size = size;
 }
 
 /* Undo vduse_vq_protect(), in whichever domain.  vduse_dev.lock held. */
@@ -1016,6 +1016,7 @@ static void vduse_vq_unprotect(struct vduse_virtqueue *vq)
 	vq->ro_size = 0;
 }
 
+/* Forget what the driver configured in a virtqueue.  dev->lock held. */
 static void vduse_vq_reset(struct vduse_virtqueue *vq)
 {
 	struct eventfd_ctx *kickfd;

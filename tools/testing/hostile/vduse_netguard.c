@@ -52,6 +52,22 @@ static void die(const char *what)
 	exit(1);
 }
 
+/* VDUSE_VQ_SETUP both queues with @max entries; -1 and errno on error. */
+static int setup_vqs(int max)
+{
+	struct vduse_vq_config vq;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		memset(&vq, 0, sizeof(vq));
+		vq.index = i;
+		vq.max_size = max;
+		if (ioctl(dev_fd, VDUSE_VQ_SETUP, &vq))
+			return -1;
+	}
+	return 0;
+}
+
 /* Answer every control message with success; remember DRIVER_OK. */
 static void *serve(void *arg)
 {
@@ -94,7 +110,6 @@ int main(int argc, char **argv)
 	unsigned long long api = 0;
 	const char *name = NULL;
 	int ring = 256, indirect = 0, announce = 0, shrink = 0;
-	struct vduse_vq_config vq;
 	char path[64];
 	sigset_t sigs;
 	pthread_t t;
@@ -149,13 +164,8 @@ int main(int argc, char **argv)
 	dev_fd = open(path, O_RDWR);
 	if (dev_fd < 0)
 		die(path);
-	for (i = 0; i < 2; i++) {
-		memset(&vq, 0, sizeof(vq));
-		vq.index = i;
-		vq.max_size = ring;
-		if (ioctl(dev_fd, VDUSE_VQ_SETUP, &vq))
-			die("VDUSE_VQ_SETUP");
-	}
+	if (setup_vqs(ring))
+		die("VDUSE_VQ_SETUP");
 	if (pthread_create(&t, NULL, serve, NULL))
 		die("pthread_create");
 	printf("ready\n");
@@ -166,13 +176,8 @@ int main(int argc, char **argv)
 
 		sig = sigtimedwait(&sigs, NULL, &tick);
 		if (sig == SIGUSR1 && shrink) {
-			for (i = 0; i < 2; i++) {
-				memset(&vq, 0, sizeof(vq));
-				vq.index = i;
-				vq.max_size = shrink;
-				if (ioctl(dev_fd, VDUSE_VQ_SETUP, &vq))
-					perror("VDUSE_VQ_SETUP (shrink)");
-			}
+			if (setup_vqs(shrink))
+				perror("VDUSE_VQ_SETUP (shrink)");
 			printf("shrunk to %d\n", shrink);
 			fflush(stdout);
 			continue;
