@@ -1245,6 +1245,23 @@ void vduse_domain_drop_umem(struct vduse_iova_domain *domain)
 /* ------------------------------------------------------------------ */
 
 /*
+ * Is @page, locked by the caller, still the kernel bounce page at index
+ * @idx, with no reclaim running and no umem in its place?  A reclaim
+ * cannot start on it while it is locked: then it may be mapped.
+ */
+static bool vduse_domain_kpage_current(struct vduse_iova_domain *domain,
+				       unsigned long idx, struct page *page)
+{
+	bool ok;
+
+	read_lock(&domain->bounce_lock);
+	ok = !domain->reclaiming && !domain->umem &&
+	     domain->kpages[idx] == page;
+	read_unlock(&domain->bounce_lock);
+	return ok;
+}
+
+/*
  * Give the daemon's mmap the kernel bounce page at @iova, referenced and
  * locked: the lock, held until the PTE is in, is what a reclaim waits on
  * (see the top of this file).  User memory, once registered, is reached
@@ -1255,7 +1272,7 @@ static vm_fault_t vduse_domain_fault_bounce(struct vduse_iova_domain *domain,
 {
 	unsigned long idx = iova >> PAGE_SHIFT;
 	struct page *page;
-	bool busy, ok;
+	bool busy;
 
 	for (;;) {
 		if (wait_event_killable(domain->reclaim_wq,
@@ -1276,11 +1293,7 @@ static vm_fault_t vduse_domain_fault_bounce(struct vduse_iova_domain *domain,
 			return VM_FAULT_SIGBUS;
 
 		lock_page(page);
-		read_lock(&domain->bounce_lock);
-		ok = !domain->reclaiming && !domain->umem &&
-		     domain->kpages[idx] == page;
-		read_unlock(&domain->bounce_lock);
-		if (ok) {
+		if (vduse_domain_kpage_current(domain, idx, page)) {
 			vmf->page = page;
 			return VM_FAULT_LOCKED;
 		}
@@ -1355,7 +1368,6 @@ static vm_fault_t vduse_domain_mmap_mkwrite(struct vm_fault *vmf)
 	struct vduse_iova_domain *domain = vmf->vma->vm_private_data;
 	u64 iova = (u64)vmf->pgoff << PAGE_SHIFT;
 	struct page *page = vmf->page;
-	bool ok;
 
 	if (!domain || vduse_domain_readonly(domain, iova))
 		return VM_FAULT_SIGBUS;
@@ -1367,20 +1379,15 @@ static vm_fault_t vduse_domain_mmap_mkwrite(struct vm_fault *vmf)
 				!READ_ONCE(domain->reclaiming)))
 		return VM_FAULT_NOPAGE;
 	lock_page(page);
-	read_lock(&domain->bounce_lock);
-	if (domain->umem) {
-		read_unlock(&domain->bounce_lock);
-		unlock_page(page);
-		return VM_FAULT_SIGBUS;
-	}
-	ok = !domain->reclaiming &&
-	     domain->kpages[iova >> PAGE_SHIFT] == page;
-	read_unlock(&domain->bounce_lock);
-	if (ok)
+	if (vduse_domain_kpage_current(domain, iova >> PAGE_SHIFT, page))
 		return VM_FAULT_LOCKED;
-	/* Being reclaimed: its PTE is zapped, the retry faults it anew. */
 	unlock_page(page);
-	return VM_FAULT_NOPAGE;
+	/*
+	 * With umem in place, a mapping of the kernel page left from before
+	 * may not write.  A reclaimed page's PTE is zapped: the retry faults
+	 * it anew.
+	 */
+	return READ_ONCE(domain->umem) ? VM_FAULT_SIGBUS : VM_FAULT_NOPAGE;
 }
 
 static const struct vm_operations_struct vduse_domain_vm_ops = {
